@@ -1,0 +1,38 @@
+//! The command line: parses flags and calls the parts; no logic of its own.
+
+mod doctor;
+mod sandbox_cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "offswitch", version, about = "Measures whether AI agents let themselves be shut down, with off-switches that hold.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check this machine: which protections a sandbox gets here, and why not when not.
+    Doctor(doctor::DoctorArgs),
+    /// Poke at the sandbox directly.
+    #[command(subcommand)]
+    Sandbox(sandbox_cmd::SandboxCommand),
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Doctor(args) => doctor::run(args),
+        Command::Sandbox(cmd) => sandbox_cmd::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}

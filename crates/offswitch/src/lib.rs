@@ -1,0 +1,4 @@
+//! offswitch: measures whether AI agents let themselves be shut down, and builds
+//! off-switches that hold when they don't.
+
+pub mod cli;

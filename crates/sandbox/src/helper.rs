@@ -1,0 +1,138 @@
+//! The re-executed helper: the only code that turns a supervisor's request into
+//! namespaces. It runs single-threaded in a fresh process with an empty environment,
+//! so nothing of the supervisor (threads, env, open files) leaks into the sandbox.
+//!
+//! Order matters here: join the cgroups while still root; drop to the sandbox's own host
+//! uid; make the process dumpable again (dropping privileges cleared it, and a
+//! non-dumpable process cannot write its own `uid_map`); arm the parent-death signal
+//! (credential changes clear it); then create the namespaces and fork PID 1.
+
+use crate::init;
+use crate::wire::{self, HelperConfig, Hello};
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::resource::{Resource, setrlimit};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Gid, Uid, fork, getgid, getuid, setgroups, setresgid, setresuid};
+use std::fs::{self, File};
+use std::io::Write;
+use std::mem::ManuallyDrop;
+use std::os::fd::FromRawFd;
+
+/// argv[1] that makes a binary act as the helper.
+pub const HELPER_ARG: &str = "__sandbox";
+
+/// If this process was started as the sandbox helper, run it and never return.
+/// Binaries that use [`crate::HelperCommand::CurrentExe`] call this first in `main`.
+pub fn run_helper_if_requested() {
+    if std::env::args_os().nth(1).is_some_and(|a| a == HELPER_ARG) {
+        helper_main()
+    }
+}
+
+/// The helper's entry point. Reads its configuration from stdin, builds the sandbox,
+/// then waits for PID 1 and exits with its status.
+pub fn helper_main() -> ! {
+    let mut stdin = ManuallyDrop::new(unsafe { File::from_raw_fd(0) });
+    let mut stdout = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
+    let config: HelperConfig = match wire::read_frame(&mut *stdin) {
+        Ok((config, _)) => config,
+        Err(e) => fail(&mut stdout, "config", &e.to_string()),
+    };
+    if let Err((stage, message)) = prepare(&config) {
+        fail(&mut stdout, stage, &message);
+    }
+    match unsafe { fork() } {
+        Err(e) => fail(&mut stdout, "fork pid 1", &e.to_string()),
+        Ok(ForkResult::Child) => init::pid1_main(&config),
+        Ok(ForkResult::Parent { child }) => {
+            // Only PID 1 talks to the supervisor. Dropping our copies of the pipes means
+            // the supervisor sees end-of-file the moment PID 1 dies.
+            let null = fs::OpenOptions::new().read(true).write(true).open("/dev/null");
+            if let Ok(null) = null {
+                use std::os::fd::AsRawFd;
+                unsafe {
+                    libc::dup2(null.as_raw_fd(), 0);
+                    libc::dup2(null.as_raw_fd(), 1);
+                }
+            }
+            let code = loop {
+                match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, code)) => break code,
+                    Ok(WaitStatus::Signaled(_, signal, _)) => break 128 + signal as i32,
+                    Ok(_) => continue,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(_) => break 1,
+                }
+            };
+            std::process::exit(code)
+        }
+    }
+}
+
+fn fail(out: &mut File, stage: &str, message: &str) -> ! {
+    let hello = Hello::Failed { stage: stage.to_string(), message: message.to_string() };
+    let _ = wire::write_frame(out, &hello, &[]);
+    let _ = out.flush();
+    std::process::exit(1)
+}
+
+type Stage = (&'static str, String);
+
+fn prepare(config: &HelperConfig) -> Result<(), Stage> {
+    let parent = nix::unistd::getppid();
+    let me = std::process::id().to_string();
+    for procs in &config.cgroup_procs {
+        fs::write(procs, &me).map_err(|e| ("join cgroup", format!("{}: {e}", procs.display())))?;
+    }
+    if let Some((uid, gid)) = config.host_ids {
+        setgroups(&[]).map_err(|e| ("drop groups", e.to_string()))?;
+        setresgid(Gid::from_raw(gid), Gid::from_raw(gid), Gid::from_raw(gid))
+            .map_err(|e| ("drop gid", e.to_string()))?;
+        setresuid(Uid::from_raw(uid), Uid::from_raw(uid), Uid::from_raw(uid))
+            .map_err(|e| ("drop uid", e.to_string()))?;
+    }
+    set_dumpable(true).map_err(|e| ("set dumpable", e))?;
+    arm_parent_death_signal(parent).map_err(|e| ("parent death signal", e))?;
+    if let Some(nproc) = config.rlimits.nproc {
+        setrlimit(Resource::RLIMIT_NPROC, nproc, nproc).map_err(|e| ("RLIMIT_NPROC", e.to_string()))?;
+    }
+    let (outer_uid, outer_gid) = (getuid().as_raw(), getgid().as_raw());
+    unshare(
+        CloneFlags::CLONE_NEWUSER
+            | CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWPID
+            | CloneFlags::CLONE_NEWNET
+            | CloneFlags::CLONE_NEWIPC
+            | CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWCGROUP,
+    )
+    .map_err(|e| ("unshare namespaces", e.to_string()))?;
+    fs::write("/proc/self/setgroups", "deny").map_err(|e| ("setgroups deny", e.to_string()))?;
+    let inside = init::INSIDE_UID;
+    fs::write("/proc/self/uid_map", format!("{inside} {outer_uid} 1"))
+        .map_err(|e| ("uid_map", e.to_string()))?;
+    fs::write("/proc/self/gid_map", format!("{inside} {outer_gid} 1"))
+        .map_err(|e| ("gid_map", e.to_string()))?;
+    Ok(())
+}
+
+pub(crate) fn set_dumpable(on: bool) -> Result<(), String> {
+    let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, on as libc::c_ulong, 0, 0, 0) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    Ok(())
+}
+
+/// Dies with SIGKILL when the parent does; fails if the parent is already gone (the
+/// signal would then never come).
+pub(crate) fn arm_parent_death_signal(expected_parent: nix::unistd::Pid) -> Result<(), String> {
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    if nix::unistd::getppid() != expected_parent {
+        return Err("the supervisor exited while the sandbox was starting".into());
+    }
+    Ok(())
+}

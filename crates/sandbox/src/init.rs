@@ -1,0 +1,462 @@
+//! PID 1 of the sandbox: assembles the minimal root, confines itself, then serves tool
+//! calls, each as a fresh `bash -c` in its own session, until the supervisor hangs up or
+//! a terminating signal arrives. PID 1 exits on SIGTERM (and the other signals that
+//! would end a container's init), so `kill -s TERM 1` really ends the machine.
+
+use crate::confine;
+use crate::wire::{self, BindSpec, ExecReplyHeader, ExecRequest, HelperConfig, Hello};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::resource::{Resource, setrlimit};
+use nix::unistd::{chdir, pivot_root, sethostname};
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::io::{ErrorKind, Read};
+use std::mem::ManuallyDrop;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The sandbox user's uid and gid inside the namespace ("user", like a container's).
+pub const INSIDE_UID: u32 = 1000;
+pub const HOME: &str = "/home/user";
+/// After the call's main process exits, how long we keep reading output that its
+/// background children may still be writing, before returning.
+const OUTPUT_GRACE: Duration = Duration::from_millis(20);
+
+/// Signals whose default action ends a process; a container's init (tini, docker-init)
+/// ends the container on each, so ours does too.
+const TERMINATING_SIGNALS: [libc::c_int; 6] =
+    [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
+
+pub(crate) fn pid1_main(config: &HelperConfig) -> ! {
+    let mut stdout = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
+    match setup(config) {
+        Ok(protections) => {
+            if wire::write_frame(&mut *stdout, &Hello::Ready { protections }, &[]).is_err() {
+                unsafe { libc::_exit(1) }
+            }
+            serve(&mut stdout)
+        }
+        Err((stage, message)) => {
+            let _ = wire::write_frame(&mut *stdout, &Hello::Failed { stage: stage.into(), message }, &[]);
+            unsafe { libc::_exit(1) }
+        }
+    }
+}
+
+type Stage = (&'static str, String);
+
+fn at<E: std::fmt::Display>(stage: &'static str) -> impl FnOnce(E) -> Stage {
+    move |e| (stage, e.to_string())
+}
+
+extern "C" fn die_on_signal(signal: libc::c_int) {
+    unsafe { libc::_exit(128 + signal) }
+}
+
+fn setup(config: &HelperConfig) -> Result<Vec<String>, Stage> {
+    // Our parent (the helper) is outside this PID namespace, so getppid() is 0 here;
+    // if the helper is already gone, the supervisor's hang-up ends us on the first read.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    for signal in TERMINATING_SIGNALS {
+        unsafe { libc::signal(signal, die_on_signal as *const () as libc::sighandler_t) };
+    }
+    let mut protections = vec![
+        "namespaces: user, mount, pid, network, ipc, uts, cgroup".to_string(),
+        format!("runs as uid {INSIDE_UID} with no capabilities"),
+    ];
+    build_root(config)?;
+    sethostname(&config.hostname).map_err(at("hostname"))?;
+    bring_up_loopback().map_err(at("loopback"))?;
+    set_rlimits(config)?;
+    confine::drop_bounding_set().map_err(at("capability bounding set"))?;
+    confine::set_no_new_privs().map_err(at("no_new_privs"))?;
+    protections.push("no_new_privs".into());
+    if config.landlock {
+        protections.push(confine::apply_landlock().map_err(at("landlock"))?);
+    }
+    if config.seccomp {
+        confine::apply_seccomp().map_err(at("seccomp"))?;
+        protections.push("seccomp: namespace, mount, ptrace, bpf, keyring and module syscalls denied".into());
+    }
+    // Nothing inside may ptrace or read our memory: the channel to the supervisor lives here.
+    crate::helper::set_dumpable(false).map_err(at("dumpable"))?;
+    Ok(protections)
+}
+
+fn build_root(config: &HelperConfig) -> Result<(), Stage> {
+    let none: Option<&str> = None;
+    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).map_err(at("make / private"))?;
+    let root = &config.root_dir;
+    mount(Some("tmpfs"), root, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("size=1m,mode=0755"))
+        .map_err(at("root tmpfs"))?;
+    let r = |p: &str| root.join(p.trim_start_matches('/'));
+    for dir in ["usr", "etc", "home/user", "tmp", "dev", "proc"] {
+        fs::create_dir_all(r(dir)).map_err(at("root directories"))?;
+    }
+    bind(Path::new("/usr"), &r("usr"), false).map_err(at("bind /usr"))?;
+    // Merged /usr: /bin, /lib, ... are symlinks into /usr on the host; recreate them.
+    // On a host without merged /usr they are directories: bind them read-only.
+    for link in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+        let host = Path::new("/").join(link);
+        match fs::read_link(&host) {
+            Ok(target) => symlink(target, r(link)).map_err(at("root symlinks"))?,
+            Err(_) if host.is_dir() => {
+                fs::create_dir_all(r(link)).map_err(at("root directories"))?;
+                bind(&host, &r(link), false).map_err(at("bind system directory"))?;
+            }
+            Err(_) => {}
+        }
+    }
+    write_minimal_etc(&r("etc"))?;
+    bind(&config.home_dir, &r(HOME), true).map_err(at("bind home"))?;
+    let tmp_opts = format!("size={},mode=1777", config.tmp_size_bytes);
+    mount(Some("tmpfs"), &r("tmp"), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(tmp_opts.as_str()))
+        .map_err(at("tmp tmpfs"))?;
+    build_dev(&r("dev"), config.tmp_size_bytes)?;
+    for BindSpec { host, inside, writable } in &config.binds {
+        let target = r(&inside.to_string_lossy());
+        fs::create_dir_all(&target).map_err(at("bind target"))?;
+        bind(host, &target, *writable).map_err(at("extra bind"))?;
+    }
+    // proc must be mounted while the host's /proc is still visible in this namespace;
+    // the kernel refuses a new proc mount in a user namespace otherwise.
+    mount(
+        Some("proc"),
+        &r("proc"),
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        none,
+    )
+    .map_err(at("mount proc"))?;
+    chdir(root).map_err(at("chdir new root"))?;
+    pivot_root(".", ".").map_err(at("pivot_root"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(at("detach old root"))?;
+    chdir("/").map_err(at("chdir /"))?;
+    mount(none, "/", none, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV, none)
+        .map_err(at("remount / read-only"))?;
+    Ok(())
+}
+
+fn bind(source: &Path, target: &Path, writable: bool) -> nix::Result<()> {
+    let none: Option<&str> = None;
+    mount(Some(source), target, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)?;
+    // A bind mount inherits the source mount's locked flags (atime, nosuid, ...); a
+    // remount must repeat them or the kernel refuses it inside a user namespace.
+    let inherited = nix::sys::statvfs::statvfs(target).map(|s| s.flags()).unwrap_or(nix::sys::statvfs::FsFlags::empty());
+    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    use nix::sys::statvfs::FsFlags;
+    for (have, want) in [
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+    ] {
+        if inherited.contains(have) {
+            flags |= want;
+        }
+    }
+    if !writable {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    mount(none, target, none, flags, none)
+}
+
+fn write_minimal_etc(etc: &Path) -> Result<(), Stage> {
+    let files = [
+        ("passwd", format!("root:x:0:0:root:/root:/usr/sbin/nologin\nuser:x:{INSIDE_UID}:{INSIDE_UID}:user:{HOME}:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")),
+        ("group", format!("root:x:0:\nuser:x:{INSIDE_UID}:\nnogroup:x:65534:\n")),
+        ("nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n".into()),
+        ("hosts", "127.0.0.1 localhost sandbox\n::1 localhost\n".into()),
+        ("hostname", "sandbox\n".into()),
+    ];
+    for (name, text) in files {
+        fs::write(etc.join(name), text).map_err(at("minimal /etc"))?;
+    }
+    // Debian's /usr/bin/awk and friends are symlinks through /etc/alternatives.
+    for name in ["ld.so.cache", "alternatives", "localtime"] {
+        let host = Path::new("/etc").join(name);
+        let Ok(meta) = fs::metadata(&host) else { continue };
+        let target = etc.join(name);
+        if meta.is_dir() {
+            fs::create_dir(&target).map_err(at("minimal /etc"))?;
+        } else {
+            File::create(&target).map_err(at("minimal /etc"))?;
+        }
+        bind(&host, &target, false).map_err(at("minimal /etc bind"))?;
+    }
+    Ok(())
+}
+
+fn build_dev(dev: &Path, shm_size: u64) -> Result<(), Stage> {
+    mount(Some("tmpfs"), dev, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("size=64k,mode=0755"))
+        .map_err(at("dev tmpfs"))?;
+    for node in ["null", "zero", "full", "random", "urandom", "tty"] {
+        let target = dev.join(node);
+        File::create(&target).map_err(at("dev nodes"))?;
+        bind(&Path::new("/dev").join(node), &target, true).map_err(at("dev node bind"))?;
+    }
+    for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+        symlink(target, dev.join(name)).map_err(at("dev symlinks"))?;
+    }
+    let shm = dev.join("shm");
+    fs::create_dir(&shm).map_err(at("dev/shm"))?;
+    let opts = format!("size={shm_size},mode=1777");
+    mount(Some("tmpfs"), &shm, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(opts.as_str()))
+        .map_err(at("dev/shm"))?;
+    fs::set_permissions(dev, fs::Permissions::from_mode(0o755)).map_err(at("dev mode"))?;
+    Ok(())
+}
+
+/// Loopback up, as in a container: local servers a task starts can be reached from
+/// inside, while nothing of the host's network exists here.
+fn bring_up_loopback() -> std::io::Result<()> {
+    unsafe {
+        let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if sock < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let sock = OwnedFd::from_raw_fd(sock);
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo\0".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+fn set_rlimits(config: &HelperConfig) -> Result<(), Stage> {
+    let l = &config.rlimits;
+    setrlimit(Resource::RLIMIT_CORE, 0, 0).map_err(at("RLIMIT_CORE"))?;
+    setrlimit(Resource::RLIMIT_FSIZE, l.fsize, l.fsize).map_err(at("RLIMIT_FSIZE"))?;
+    setrlimit(Resource::RLIMIT_NOFILE, l.nofile, l.nofile).map_err(at("RLIMIT_NOFILE"))?;
+    if let Some(bytes) = l.address_space {
+        setrlimit(Resource::RLIMIT_AS, bytes, bytes).map_err(at("RLIMIT_AS"))?;
+    }
+    Ok(())
+}
+
+/// Everything a call's child needs, prepared before fork so the child only makes
+/// async-signal-safe calls.
+struct CallImage {
+    argv: [CString; 3],
+    env: Vec<CString>,
+}
+
+fn call_image(command: &str) -> Option<CallImage> {
+    let env = [
+        "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
+        "HOME=/home/user",
+        "USER=user",
+        "LOGNAME=user",
+        "SHELL=/bin/bash",
+        "LANG=C.UTF-8",
+        "TERM=dumb",
+        "PWD=/home/user",
+    ];
+    Some(CallImage {
+        argv: [CString::new("bash").ok()?, CString::new("-c").ok()?, CString::new(command).ok()?],
+        env: env.iter().map(|s| CString::new(*s)).collect::<Result<_, _>>().ok()?,
+    })
+}
+
+fn serve(stdout: &mut File) -> ! {
+    let mut stdin = ManuallyDrop::new(unsafe { File::from_raw_fd(0) });
+    loop {
+        // Wake up now and then to reap orphans that the model's background jobs leave.
+        if !wait_readable(0, Duration::from_millis(500)) {
+            reap_orphans();
+            continue;
+        }
+        let request: ExecRequest = match wire::read_frame(&mut *stdin) {
+            Ok((request, _)) => request,
+            // The supervisor hung up: the machine ends.
+            Err(_) => unsafe { libc::_exit(0) },
+        };
+        let (header, output) = run_call(&request);
+        if wire::write_frame(stdout, &header, &output).is_err() {
+            unsafe { libc::_exit(0) }
+        }
+        reap_orphans();
+    }
+}
+
+fn wait_readable(fd: libc::c_int, timeout: Duration) -> bool {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let rc = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
+    rc > 0
+}
+
+fn reap_orphans() {
+    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+}
+
+fn run_call(request: &ExecRequest) -> (ExecReplyHeader, Vec<u8>) {
+    let started = Instant::now();
+    let failed = |message: &str| {
+        let header = ExecReplyHeader { exit_code: Some(126), signal: None, timed_out: false, truncated: false, duration_us: 0 };
+        (header, format!("offswitch sandbox: {message}\n").into_bytes())
+    };
+    let Some(image) = call_image(&request.command) else {
+        return failed("the command contains a NUL byte");
+    };
+    let mut fds = [0; 2];
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return failed("cannot create a pipe");
+    }
+    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return failed("fork failed (process limit reached?)");
+    }
+    if pid == 0 {
+        exec_child(&image, write_end.as_raw_fd());
+    }
+    drop(write_end);
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as libc::c_int;
+    let deadline = started + Duration::from_millis(request.timeout_ms);
+    let mut collector = OutputCollector::new(request.output_cap as usize);
+    let mut status: Option<libc::c_int> = None;
+    let mut timed_out = false;
+    let mut eof = false;
+    let mut grace_until: Option<Instant> = None;
+    loop {
+        if status.is_some() && (eof || grace_until.is_some_and(|g| Instant::now() >= g)) {
+            break;
+        }
+        let now = Instant::now();
+        if status.is_none() && now >= deadline {
+            // The call's whole process group goes, not only bash.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            timed_out = true;
+            status = Some(wait_blocking(pid));
+            grace_until = Some(Instant::now() + OUTPUT_GRACE);
+            continue;
+        }
+        let until = match (status, grace_until) {
+            (Some(_), Some(g)) => g,
+            _ => deadline,
+        };
+        let wait_ms = until.saturating_duration_since(now).as_millis().clamp(1, 1000) as libc::c_int;
+        let mut pfds = [
+            libc::pollfd { fd: if eof { -1 } else { read_end.as_raw_fd() }, events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: if status.is_some() || pidfd < 0 { -1 } else { pidfd }, events: libc::POLLIN, revents: 0 },
+        ];
+        let rc = unsafe { libc::poll(pfds.as_mut_ptr(), 2, if pidfd < 0 && status.is_none() { wait_ms.min(5) } else { wait_ms }) };
+        if rc < 0 {
+            continue;
+        }
+        if pfds[0].revents != 0 && !collector.read_from(read_end.as_raw_fd()) {
+            eof = true;
+        }
+        if status.is_none() && (pfds[1].revents != 0 || pidfd < 0) {
+            if let Some(s) = try_wait(pid) {
+                status = Some(s);
+                grace_until = Some(Instant::now() + OUTPUT_GRACE);
+            }
+        }
+    }
+    if pidfd >= 0 {
+        unsafe { libc::close(pidfd) };
+    }
+    let status = status.unwrap_or(0);
+    let (exit_code, signal) = if libc::WIFEXITED(status) {
+        (Some(libc::WEXITSTATUS(status)), None)
+    } else if libc::WIFSIGNALED(status) {
+        (None, Some(libc::WTERMSIG(status)))
+    } else {
+        (None, None)
+    };
+    let header = ExecReplyHeader {
+        exit_code,
+        signal,
+        timed_out,
+        truncated: collector.truncated,
+        duration_us: started.elapsed().as_micros() as u64,
+    };
+    (header, collector.output)
+}
+
+fn exec_child(image: &CallImage, out: libc::c_int) -> ! {
+    unsafe {
+        libc::setsid();
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
+        if null >= 0 {
+            libc::dup2(null, 0);
+        }
+        libc::dup2(out, 1);
+        libc::dup2(out, 2);
+        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+        // Restore what PID 1 changed: handlers, the ignored SIGPIPE Rust sets, the mask.
+        for signal in 1..32 {
+            libc::signal(signal, libc::SIG_DFL);
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        libc::chdir(c"/home/user".as_ptr());
+        let argv: [*const libc::c_char; 4] =
+            [image.argv[0].as_ptr(), image.argv[1].as_ptr(), image.argv[2].as_ptr(), std::ptr::null()];
+        let mut envp: Vec<*const libc::c_char> = image.env.iter().map(|s| s.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        libc::execve(c"/bin/bash".as_ptr(), argv.as_ptr(), envp.as_ptr());
+        libc::_exit(127)
+    }
+}
+
+fn try_wait(pid: libc::pid_t) -> Option<libc::c_int> {
+    let mut status = 0;
+    let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    (rc == pid).then_some(status)
+}
+
+fn wait_blocking(pid: libc::pid_t) -> libc::c_int {
+    let mut status = 0;
+    loop {
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid || (rc < 0 && std::io::Error::last_os_error().kind() != ErrorKind::Interrupted) {
+            return status;
+        }
+    }
+}
+
+/// Keeps the first `cap` bytes of a call's output and drains (and counts) the rest, so
+/// a writer never blocks on a full pipe and the supervisor never holds more than `cap`.
+struct OutputCollector {
+    output: Vec<u8>,
+    cap: usize,
+    truncated: bool,
+}
+
+impl OutputCollector {
+    fn new(cap: usize) -> Self {
+        OutputCollector { output: Vec::new(), cap, truncated: false }
+    }
+
+    /// Reads what is available; false at end of file.
+    fn read_from(&mut self, fd: libc::c_int) -> bool {
+        let mut buf = [0u8; 65536];
+        let mut file = ManuallyDrop::new(unsafe { File::from_raw_fd(fd) });
+        match file.read(&mut buf) {
+            Ok(0) => false,
+            Ok(n) => {
+                let room = self.cap.saturating_sub(self.output.len());
+                if n > room {
+                    self.truncated = true;
+                }
+                self.output.extend_from_slice(&buf[..n.min(room)]);
+                true
+            }
+            Err(e) => e.kind() == ErrorKind::Interrupted || e.kind() == ErrorKind::WouldBlock,
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! offswitch's security boundary: Linux sandboxes for untrusted shell commands.
+//!
+//! A [`Sandbox`] is a machine of its own: user, mount, PID, network, IPC, UTS and cgroup
+//! namespaces; a minimal read-only root with a writable tmpfs home and /tmp; no network;
+//! an empty environment; a host uid of its own; no capabilities; no_new_privs; seccomp
+//! and Landlock; memory and process limits by cgroup with rlimits behind them. Its PID 1
+//! serves tool calls, each a fresh `bash -c`, and dies on SIGTERM.
+//!
+//! This crate knows nothing of models or scenarios.
+
+mod cgroup;
+mod cleanup;
+mod confine;
+mod helper;
+mod hostfs;
+mod init;
+mod mode;
+mod probe;
+mod sandbox;
+mod snapshot;
+mod spec;
+mod uid_pool;
+mod wire;
+
+pub use cleanup::leftovers;
+pub use helper::{HELPER_ARG, helper_main, run_helper_if_requested};
+pub use hostfs::ReadError;
+pub use mode::{Mode, NoIsolation, detect as detect_mode};
+pub use probe::{Check, Report, probe};
+pub use sandbox::{Death, DeathWatch, ExecOutput, Sandbox, SandboxError};
+pub use snapshot::{Aspect, Change, Entry, EntryKind, Snapshot};
+pub use spec::{BindSpec, ExecOptions, HelperCommand, LaidFile, Limits, SandboxSpec};
+pub use uid_pool::{FIRST_UID as FIRST_SANDBOX_UID, SLOTS as SANDBOX_UID_SLOTS};

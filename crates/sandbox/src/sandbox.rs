@@ -1,0 +1,498 @@
+//! The supervisor's handle on one sandbox: create, exec, read, snapshot, kill, and the
+//! notice of PID 1's death.
+
+use crate::cgroup::{Cgroup, CgroupLayout, CgroupLimits};
+use crate::hostfs::{self, ReadError};
+use crate::mode::{self, Mode, NoIsolation};
+use crate::snapshot::Snapshot;
+use crate::spec::{ExecOptions, HelperCommand, SandboxSpec};
+use crate::uid_pool::{self, UidLease};
+use crate::wire::{self, ExecReplyHeader, ExecRequest, HelperConfig, Hello, Rlimits};
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use std::fs::{self, DirBuilder};
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt, chown};
+use std::path::{Path, PathBuf};
+use std::process::{ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Once, mpsc};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long PID 1 may take to report ready before we give up on it.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+/// Slack beyond a call's own timeout before the supervisor stops waiting for PID 1.
+const REPLY_SLACK: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(transparent)]
+    NoIsolation(#[from] NoIsolation),
+    #[error("cannot prepare the sandbox ({stage}): {source}")]
+    Prepare { stage: &'static str, source: io::Error },
+    #[error("the sandbox failed to start at stage '{stage}': {message}")]
+    Start { stage: String, message: String },
+    #[error("the sandbox's machine is down (PID 1 has exited)")]
+    MachineDown,
+    #[error("the sandbox stopped answering; it was killed")]
+    Unresponsive,
+}
+
+fn prep(stage: &'static str) -> impl FnOnce(io::Error) -> SandboxError {
+    move |source| SandboxError::Prepare { stage, source }
+}
+
+/// Result of one command.
+#[derive(Debug, Clone)]
+pub struct ExecOutput {
+    /// Combined stdout and stderr, at most the output cap.
+    pub output: Vec<u8>,
+    pub exit_code: Option<i32>,
+    /// Signal that ended the command's bash, if one did.
+    pub signal: Option<i32>,
+    pub timed_out: bool,
+    pub truncated: bool,
+    /// The memory limit killed a process during this call.
+    pub oom_killed: bool,
+    pub duration: Duration,
+}
+
+impl ExecOutput {
+    /// The status a shell would report: 124 on timeout (like `timeout(1)`), 128+N for a
+    /// signal.
+    pub fn status(&self) -> i32 {
+        if self.timed_out {
+            124
+        } else {
+            self.exit_code.or(self.signal.map(|s| 128 + s)).unwrap_or(-1)
+        }
+    }
+
+    pub fn output_lossy(&self) -> String {
+        String::from_utf8_lossy(&self.output).into_owned()
+    }
+}
+
+/// When and how the sandbox's machine ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Death {
+    pub at: Instant,
+    pub wall: SystemTime,
+    /// PID 1's exit status as the helper relays it (143 = SIGTERM's handler, 137 =
+    /// killed).
+    pub exit_code: Option<i32>,
+}
+
+/// A cloneable notice board for PID 1's death: wait on it from any thread.
+#[derive(Debug, Clone, Default)]
+pub struct DeathWatch(Arc<(Mutex<Option<Death>>, Condvar)>);
+
+impl DeathWatch {
+    fn record(&self, exit_code: Option<i32>) {
+        let (lock, cond) = &*self.0;
+        let mut slot = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            *slot = Some(Death { at: Instant::now(), wall: SystemTime::now(), exit_code });
+        }
+        cond.notify_all();
+    }
+
+    pub fn get(&self) -> Option<Death> {
+        *self.0.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Blocks until the machine dies or `timeout` passes.
+    pub fn wait(&self, timeout: Duration) -> Option<Death> {
+        let (lock, cond) = &*self.0;
+        let slot = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (slot, _) = cond.wait_timeout_while(slot, timeout, |d| d.is_none()).unwrap_or_else(|e| e.into_inner());
+        *slot
+    }
+}
+
+struct Channel {
+    to_init: ChildStdin,
+    from_init: ChildStdout,
+}
+
+/// Host-side resources of one sandbox, released in order on drop, also when creation
+/// fails half-way.
+struct HostResources {
+    run_dir: PathBuf,
+    home: PathBuf,
+    home_mounted: bool,
+    cgroup: Option<Cgroup>,
+    lease: Option<UidLease>,
+}
+
+impl Drop for HostResources {
+    fn drop(&mut self) {
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.kill();
+            let _ = cgroup.remove();
+        }
+        if self.home_mounted {
+            let _ = umount2(&self.home, MntFlags::MNT_DETACH);
+        }
+        let _ = fs::remove_dir_all(&self.run_dir);
+        self.lease.take();
+    }
+}
+
+pub struct Sandbox {
+    id: String,
+    mode: Mode,
+    host_uid: u32,
+    channel: Mutex<Option<Channel>>,
+    death: DeathWatch,
+    helper_pidfd: OwnedFd,
+    protections: Vec<String>,
+    host: HostResources,
+}
+
+static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+static STALE_SWEEP: Once = Once::new();
+
+impl Sandbox {
+    pub fn create(spec: &SandboxSpec) -> Result<Sandbox, SandboxError> {
+        let mode = mode::detect()?;
+        let runtime = mode::runtime_dir(mode);
+        STALE_SWEEP.call_once(|| crate::cleanup::remove_stale(mode));
+        let id = format!("{}-{}", std::process::id(), SEQUENCE.fetch_add(1, Ordering::Relaxed));
+        let lease = match mode {
+            Mode::Root => Some(uid_pool::acquire(&runtime.join("uids")).map_err(prep("allocate a host uid"))?),
+            Mode::Rootless => None,
+        };
+        let (host_uid, host_gid) = match &lease {
+            Some(lease) => (lease.uid, lease.uid),
+            None => (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()),
+        };
+        let run_dir = runtime.join("sandboxes").join(&id);
+        let mut host = HostResources { run_dir: run_dir.clone(), home: run_dir.join("home"), home_mounted: false, cgroup: None, lease };
+        // The sandbox's uid must be able to traverse to its home and staging root.
+        let mut dirs = DirBuilder::new();
+        dirs.recursive(true).mode(0o711);
+        for dir in [&runtime, &runtime.join("sandboxes"), &run_dir, &run_dir.join("root"), &host.home] {
+            dirs.create(dir).map_err(prep("runtime directory"))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o711)).map_err(prep("runtime directory"))?;
+        }
+        let limits = spec.limits;
+        if mode == Mode::Root {
+            let opts = format!("size={},uid={host_uid},gid={host_gid},mode=0755", limits.home_bytes);
+            mount(Some("tmpfs"), &host.home, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(opts.as_str()))
+                .map_err(|e| SandboxError::Prepare { stage: "mount the home tmpfs", source: e.into() })?;
+            host.home_mounted = true;
+        } else {
+            fs::set_permissions(&host.home, fs::Permissions::from_mode(0o755)).map_err(prep("home directory"))?;
+        }
+        lay_files(&host.home, spec, mode == Mode::Root, host_uid, host_gid)?;
+
+        let mut protections = Vec::new();
+        if let Some(layout) = CgroupLayout::detect() {
+            let wanted = CgroupLimits { memory_bytes: limits.memory_bytes, processes: limits.processes };
+            match Cgroup::create(&layout, &id, wanted) {
+                Ok(group) => host.cgroup = Some(group),
+                Err(e) if mode == Mode::Root => return Err(SandboxError::Prepare { stage: "create cgroups", source: e }),
+                Err(_) => {}
+            }
+        }
+        let cgroup = host.cgroup.as_ref();
+        let memory_in_cgroup = cgroup.is_some_and(Cgroup::enforces_memory);
+        protections.push(match cgroup {
+            Some(c) if c.enforces_memory() => format!("memory: {} MiB (cgroup)", limits.memory_bytes >> 20),
+            _ => format!("memory: {} MiB address space per process (RLIMIT_AS; no memory cgroup)", limits.memory_bytes >> 20),
+        });
+        protections.push(match cgroup {
+            Some(c) if c.enforces_processes() => format!("processes: {} (cgroup pids.max, RLIMIT_NPROC)", limits.processes),
+            _ => format!("processes: {} (RLIMIT_NPROC only, charged to the host uid)", limits.processes),
+        });
+        protections.push(match mode {
+            Mode::Root => format!("home: {} MiB tmpfs; /tmp: {} MiB tmpfs", limits.home_bytes >> 20, limits.tmp_bytes >> 20),
+            Mode::Rootless => format!("home: host directory, {} MiB per file (RLIMIT_FSIZE); /tmp: {} MiB tmpfs", limits.file_size_bytes >> 20, limits.tmp_bytes >> 20),
+        });
+
+        let nproc = match mode {
+            Mode::Root => limits.processes,
+            // Rootless sandboxes share the user's uid, which already runs processes.
+            Mode::Rootless => limits.processes + count_processes_of(host_uid),
+        };
+        let config = HelperConfig {
+            host_ids: lease_ids(mode, host_uid, host_gid),
+            cgroup_procs: cgroup.map(Cgroup::procs_files).unwrap_or_default(),
+            rlimits: Rlimits {
+                nproc: Some(nproc),
+                fsize: limits.file_size_bytes,
+                nofile: limits.open_files,
+                address_space: (!memory_in_cgroup).then_some(limits.memory_bytes),
+            },
+            root_dir: run_dir.join("root"),
+            home_dir: host.home.clone(),
+            tmp_size_bytes: limits.tmp_bytes,
+            binds: spec.binds.clone(),
+            hostname: spec.hostname.clone(),
+            seccomp: spec.seccomp,
+            landlock: spec.landlock,
+        };
+        let death = DeathWatch::default();
+        let (channel, helper_pidfd) = spawn_helper(&spec.helper, &id, death.clone())?;
+        let mut sandbox = Sandbox {
+            id,
+            mode,
+            host_uid,
+            channel: Mutex::new(Some(channel)),
+            death,
+            helper_pidfd,
+            protections,
+            host,
+        };
+        let ready = sandbox.handshake(&config);
+        match ready {
+            Ok(mut inner) => {
+                inner.append(&mut sandbox.protections);
+                sandbox.protections = inner;
+                Ok(sandbox)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn handshake(&self, config: &HelperConfig) -> Result<Vec<String>, SandboxError> {
+        let mut guard = self.channel.lock().unwrap_or_else(|e| e.into_inner());
+        let channel = guard.as_mut().ok_or(SandboxError::MachineDown)?;
+        let early_exit = |e: io::Error| SandboxError::Start { stage: "helper".into(), message: format!("the helper exited early: {e}") };
+        wire::write_frame(&mut channel.to_init, config, &[]).map_err(early_exit)?;
+        if !wait_readable(&channel.from_init, START_TIMEOUT) {
+            return Err(SandboxError::Start { stage: "start".into(), message: "PID 1 did not report ready in time".into() });
+        }
+        let (hello, _): (Hello, _) = wire::read_frame(&mut channel.from_init).map_err(early_exit)?;
+        match hello {
+            Hello::Ready { protections } => Ok(protections),
+            Hello::Failed { stage, message } => Err(SandboxError::Start { stage, message }),
+        }
+    }
+
+    /// Runs `command` as a fresh `bash -c` in the sandbox, as uid 1000 in `/home/user`.
+    pub fn exec(&self, command: &str, options: ExecOptions) -> Result<ExecOutput, SandboxError> {
+        let mut guard = self.channel.lock().unwrap_or_else(|e| e.into_inner());
+        let channel = guard.as_mut().ok_or(SandboxError::MachineDown)?;
+        let oom_before = self.oom_kills();
+        let request = ExecRequest {
+            command: command.to_string(),
+            timeout_ms: options.timeout.as_millis() as u64,
+            output_cap: options.output_cap,
+        };
+        if wire::write_frame(&mut channel.to_init, &request, &[]).is_err() {
+            *guard = None;
+            return Err(SandboxError::MachineDown);
+        }
+        if !wait_readable(&channel.from_init, options.timeout + REPLY_SLACK) {
+            *guard = None;
+            drop(guard);
+            self.kill();
+            return Err(SandboxError::Unresponsive);
+        }
+        let (header, output): (ExecReplyHeader, Vec<u8>) = match wire::read_frame(&mut channel.from_init) {
+            Ok(reply) => reply,
+            Err(_) => {
+                *guard = None;
+                return Err(SandboxError::MachineDown);
+            }
+        };
+        Ok(ExecOutput {
+            output,
+            exit_code: header.exit_code,
+            signal: header.signal,
+            timed_out: header.timed_out,
+            truncated: header.truncated,
+            oom_killed: self.oom_kills() > oom_before,
+            duration: Duration::from_micros(header.duration_us),
+        })
+    }
+
+    /// Reads a file of the home from the host, safely (see [`crate::hostfs`]).
+    pub fn read_file(&self, rel: impl AsRef<Path>, cap: u64) -> Result<Vec<u8>, ReadError> {
+        hostfs::read_file(&self.host.home, rel.as_ref(), cap)
+    }
+
+    /// Snapshot of the writable home, also possible after the machine died.
+    pub fn snapshot(&self) -> io::Result<Snapshot> {
+        Snapshot::take(&self.host.home)
+    }
+
+    pub fn is_alive(&self) -> bool {
+        self.death.get().is_none()
+    }
+
+    /// When PID 1 died, if it has.
+    pub fn death(&self) -> Option<Death> {
+        self.death.get()
+    }
+
+    /// A handle another thread can block on until PID 1 dies.
+    pub fn death_watch(&self) -> DeathWatch {
+        self.death.clone()
+    }
+
+    /// Ends the machine now: every process inside is killed.
+    pub fn kill(&self) {
+        if let Some(cgroup) = &self.host.cgroup {
+            cgroup.kill();
+        }
+        // The helper's death takes PID 1 with it (parent-death signal), and PID 1's
+        // death takes the whole PID namespace.
+        unsafe {
+            libc::syscall(libc::SYS_pidfd_send_signal, self.helper_pidfd.as_raw_fd(), libc::SIGKILL, std::ptr::null::<u8>(), 0u32);
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The host uid the sandbox's processes run as (to grant it access to a socket).
+    pub fn host_uid(&self) -> u32 {
+        self.host_uid
+    }
+
+    /// Host path of the writable home. Never open files under it directly: use
+    /// [`Sandbox::read_file`] or [`Sandbox::snapshot`].
+    pub fn home_on_host(&self) -> &Path {
+        &self.host.home
+    }
+
+    /// The protections in force for this sandbox, in words.
+    pub fn protections(&self) -> &[String] {
+        &self.protections
+    }
+
+    pub fn oom_kills(&self) -> u64 {
+        self.host.cgroup.as_ref().map_or(0, Cgroup::oom_kills)
+    }
+
+    pub fn process_limit_hits(&self) -> u64 {
+        self.host.cgroup.as_ref().map_or(0, Cgroup::process_limit_hits)
+    }
+
+    pub fn process_count(&self) -> u64 {
+        self.host.cgroup.as_ref().map_or(0, Cgroup::process_count)
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.channel.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.kill();
+        self.death.wait(Duration::from_secs(5));
+        // HostResources::drop removes cgroups, the home mount and the run directory.
+    }
+}
+
+fn lease_ids(mode: Mode, uid: u32, gid: u32) -> Option<(u32, u32)> {
+    (mode == Mode::Root).then_some((uid, gid))
+}
+
+fn lay_files(home: &Path, spec: &SandboxSpec, chown_files: bool, uid: u32, gid: u32) -> Result<(), SandboxError> {
+    for file in &spec.files {
+        if file.path.is_absolute() || file.path.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+            return Err(SandboxError::Prepare {
+                stage: "lay files",
+                source: io::Error::new(io::ErrorKind::InvalidInput, format!("{}: must be a plain relative path", file.path.display())),
+            });
+        }
+        let path = home.join(&file.path);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(prep("lay files"))?;
+            if chown_files {
+                let mut dir = parent;
+                while dir != home {
+                    chown(dir, Some(uid), Some(gid)).map_err(prep("lay files"))?;
+                    dir = dir.parent().unwrap_or(home);
+                }
+            }
+        }
+        let mut out = fs::File::create(&path).map_err(prep("lay files"))?;
+        out.write_all(&file.contents).map_err(prep("lay files"))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(file.mode)).map_err(prep("lay files"))?;
+        if chown_files {
+            chown(&path, Some(uid), Some(gid)).map_err(prep("lay files"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts the helper from a thread that lives exactly as long as the helper: the
+/// helper's parent-death signal fires when the *thread* that spawned it exits.
+fn spawn_helper(helper: &HelperCommand, id: &str, death: DeathWatch) -> Result<(Channel, OwnedFd), SandboxError> {
+    let mut command = match helper {
+        HelperCommand::CurrentExe => Command::new("/proc/self/exe"),
+        HelperCommand::Path(path) => Command::new(path),
+    };
+    command.arg(crate::helper::HELPER_ARG).env_clear().stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+    let (tx, rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name(format!("sandbox-{id}"))
+        .spawn(move || {
+            let mut child = match command.spawn() {
+                Ok(child) => child,
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+            };
+            let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) } as i32;
+            let pipes = (child.stdin.take(), child.stdout.take());
+            let sent = match (pipes, pidfd) {
+                ((Some(to_init), Some(from_init)), fd) if fd >= 0 => {
+                    tx.send(Ok((Channel { to_init, from_init }, unsafe { OwnedFd::from_raw_fd(fd) }))).is_ok()
+                }
+                _ => {
+                    let _ = tx.send(Err(io::Error::other("cannot set up the helper's pipes or pidfd")));
+                    false
+                }
+            };
+            if !sent {
+                let _ = child.kill();
+            }
+            let status = child.wait().ok();
+            death.record(status.and_then(|s| {
+                use std::os::unix::process::ExitStatusExt;
+                s.code().or(s.signal().map(|sig| 128 + sig))
+            }));
+        })
+        .map_err(prep("spawn the helper thread"))?;
+    rx.recv()
+        .map_err(|_| SandboxError::Prepare { stage: "spawn the helper", source: io::Error::other("helper thread died") })?
+        .map_err(prep("spawn the helper"))
+}
+
+fn wait_readable(pipe: &ChildStdout, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd { fd: pipe.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let rc = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if rc > 0 {
+            return true;
+        }
+        if rc == 0 || (rc < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted) {
+            return false;
+        }
+    }
+}
+
+fn count_processes_of(uid: u32) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+                .filter(|e| e.metadata().is_ok_and(|m| m.uid() == uid))
+                .count() as u64
+        })
+        .unwrap_or(0)
+}
