@@ -38,7 +38,11 @@ impl CgroupLayout {
         let own = fs::read_to_string("/proc/self/cgroup").ok()?;
         let pure_v2 = Path::new(ROOT).join("cgroup.controllers").exists();
         let mut layout = CgroupLayout {
-            version: if pure_v2 { CgroupVersion::V2 } else { CgroupVersion::V1 },
+            version: if pure_v2 {
+                CgroupVersion::V2
+            } else {
+                CgroupVersion::V1
+            },
             pids_parent: None,
             memory_parent: None,
             unified_parent: None,
@@ -48,7 +52,11 @@ impl CgroupLayout {
             let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
             let rel = path.trim_start_matches('/');
             if controllers.is_empty() {
-                let mount = if pure_v2 { PathBuf::from(ROOT) } else { Path::new(ROOT).join("unified") };
+                let mount = if pure_v2 {
+                    PathBuf::from(ROOT)
+                } else {
+                    Path::new(ROOT).join("unified")
+                };
                 if mount.join("cgroup.procs").exists() {
                     layout.unified_parent = Some(mount.join(rel));
                 }
@@ -81,7 +89,8 @@ impl CgroupLayout {
 }
 
 fn show(p: &Option<PathBuf>) -> String {
-    p.as_ref().map_or("none".into(), |p| p.display().to_string())
+    p.as_ref()
+        .map_or("none".into(), |p| p.display().to_string())
 }
 
 /// The limits a sandbox's cgroup enforces.
@@ -114,7 +123,12 @@ impl Cgroup {
     }
 
     fn create_v1(layout: &CgroupLayout, name: &str, limits: CgroupLimits) -> io::Result<Cgroup> {
-        let mut group = Cgroup { version: CgroupVersion::V1, pids: None, memory: None, killer: None };
+        let mut group = Cgroup {
+            version: CgroupVersion::V1,
+            pids: None,
+            memory: None,
+            killer: None,
+        };
         if let Some(parent) = &layout.pids_parent {
             let dir = make_child(parent, name)?;
             write(&dir, "pids.max", &limits.processes.to_string())?;
@@ -122,20 +136,27 @@ impl Cgroup {
         }
         if let Some(parent) = &layout.memory_parent {
             let dir = make_child(parent, name)?;
-            write(&dir, "memory.limit_in_bytes", &limits.memory_bytes.to_string())?;
+            write(
+                &dir,
+                "memory.limit_in_bytes",
+                &limits.memory_bytes.to_string(),
+            )?;
             // There is no swap here, but where there is, cap memory+swap at the same figure.
-            let _ = write(&dir, "memory.memsw.limit_in_bytes", &limits.memory_bytes.to_string());
+            let _ = write(
+                &dir,
+                "memory.memsw.limit_in_bytes",
+                &limits.memory_bytes.to_string(),
+            );
             group.memory = Some(dir);
         }
-        if let Some(parent) = &layout.unified_parent {
-            if let Ok(dir) = make_child(parent, name) {
+        if let Some(parent) = &layout.unified_parent
+            && let Ok(dir) = make_child(parent, name) {
                 if dir.join("cgroup.kill").exists() {
                     group.killer = Some(dir);
                 } else {
                     let _ = fs::remove_dir(&dir);
                 }
             }
-        }
         Ok(group)
     }
 
@@ -152,7 +173,12 @@ impl Cgroup {
         let _ = fs::write(base.join("cgroup.subtree_control"), "+pids +memory");
         let dir = base.join(name);
         fs::create_dir(&dir)?;
-        let mut group = Cgroup { version: CgroupVersion::V2, pids: None, memory: None, killer: Some(dir.clone()) };
+        let mut group = Cgroup {
+            version: CgroupVersion::V2,
+            pids: None,
+            memory: None,
+            killer: Some(dir.clone()),
+        };
         if write(&dir, "pids.max", &limits.processes.to_string()).is_ok() {
             group.pids = Some(dir.clone());
         }
@@ -173,7 +199,10 @@ impl Cgroup {
 
     /// The `cgroup.procs` files a process writes its pid into to join every group.
     pub fn procs_files(&self) -> Vec<PathBuf> {
-        let mut dirs: Vec<&PathBuf> = [&self.pids, &self.memory, &self.killer].into_iter().flatten().collect();
+        let mut dirs: Vec<&PathBuf> = [&self.pids, &self.memory, &self.killer]
+            .into_iter()
+            .flatten()
+            .collect();
         dirs.dedup();
         dirs.into_iter().map(|d| d.join("cgroup.procs")).collect()
     }
@@ -181,11 +210,10 @@ impl Cgroup {
     /// Kills every process in the group. Uses `cgroup.kill` where it exists, otherwise
     /// signals the listed pids until none is left (a fork bomb may race a plain sweep).
     pub fn kill(&self) {
-        if let Some(dir) = &self.killer {
-            if write(dir, "cgroup.kill", "1").is_ok() {
+        if let Some(dir) = &self.killer
+            && write(dir, "cgroup.kill", "1").is_ok() {
                 return;
             }
-        }
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline {
             let pids = self.member_pids();
@@ -227,14 +255,22 @@ impl Cgroup {
 
     /// Processes currently in the group.
     pub fn process_count(&self) -> u64 {
-        let Some(dir) = &self.pids else { return self.member_pids().len() as u64 };
-        fs::read_to_string(dir.join("pids.current")).ok().and_then(|s| s.trim().parse().ok()).unwrap_or(0)
+        let Some(dir) = &self.pids else {
+            return self.member_pids().len() as u64;
+        };
+        fs::read_to_string(dir.join("pids.current"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// Removes the group directories, retrying while the kernel still reports them busy
     /// (it does for a few milliseconds after a kill).
     pub fn remove(&self) -> io::Result<()> {
-        let mut dirs: Vec<&PathBuf> = [&self.pids, &self.memory, &self.killer].into_iter().flatten().collect();
+        let mut dirs: Vec<&PathBuf> = [&self.pids, &self.memory, &self.killer]
+            .into_iter()
+            .flatten()
+            .collect();
         dirs.dedup();
         let deadline = Instant::now() + Duration::from_secs(5);
         for dir in dirs {
@@ -280,7 +316,11 @@ fn read_keyed(file: &Path, key: &str) -> Option<u64> {
 
 /// Every offswitch sandbox group directory under this layout, for stale-group cleanup.
 pub(crate) fn sandbox_group_dirs(layout: &CgroupLayout) -> Vec<PathBuf> {
-    let parents = [&layout.pids_parent, &layout.memory_parent, &layout.unified_parent];
+    let parents = [
+        &layout.pids_parent,
+        &layout.memory_parent,
+        &layout.unified_parent,
+    ];
     let mut dirs = Vec::new();
     for parent in parents.into_iter().flatten() {
         if let Ok(entries) = fs::read_dir(parent.join(PARENT_NAME)) {

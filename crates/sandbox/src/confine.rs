@@ -1,8 +1,14 @@
 //! The last lines of defence PID 1 applies to itself (and so to everything it starts):
 //! an empty capability bounding set, no_new_privs, Landlock and seccomp.
 
-use landlock::{ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus, path_beneath_rules};
-use seccompiler::{BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule};
+use landlock::{
+    ABI, Access, AccessFs, Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetStatus,
+    path_beneath_rules,
+};
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule,
+};
 use std::collections::BTreeMap;
 
 /// Drops every capability from the bounding set, so nothing started inside can ever
@@ -45,7 +51,12 @@ pub fn apply_landlock() -> Result<String, String> {
         .and_then(|r| r.create())
         .and_then(|r| r.add_rules(path_beneath_rules(["/"], read)))
         .and_then(|r| r.add_rules(path_beneath_rules(["/home/user", "/tmp", "/dev/shm"], all)))
-        .and_then(|r| r.add_rules(path_beneath_rules(["/dev"], read | AccessFs::WriteFile | AccessFs::Truncate | AccessFs::IoctlDev)))
+        .and_then(|r| {
+            r.add_rules(path_beneath_rules(
+                ["/dev"],
+                read | AccessFs::WriteFile | AccessFs::Truncate | AccessFs::IoctlDev,
+            ))
+        })
         .and_then(|r| r.restrict_self())
         .map_err(|e| e.to_string())?;
     Ok(match status.ruleset {
@@ -116,7 +127,9 @@ const NAMESPACE_FLAGS: [libc::c_int; 7] = [
 ];
 
 fn arch() -> Result<seccompiler::TargetArch, String> {
-    std::env::consts::ARCH.try_into().map_err(|e: seccompiler::BackendError| e.to_string())
+    std::env::consts::ARCH
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| e.to_string())
 }
 
 /// Two stacked filters: the deny list (EPERM), and `clone3` answering ENOSYS: its
@@ -127,14 +140,24 @@ pub fn apply_seccomp() -> Result<(), String> {
     let clone_rules = NAMESPACE_FLAGS
         .iter()
         .map(|&flag| {
-            let cond = SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(flag as u64), flag as u64)?;
+            let cond = SeccompCondition::new(
+                0,
+                SeccompCmpArgLen::Qword,
+                SeccompCmpOp::MaskedEq(flag as u64),
+                flag as u64,
+            )?;
             SeccompRule::new(vec![cond])
         })
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
     rules.insert(libc::SYS_clone, clone_rules);
-    let deny = SeccompFilter::new(rules, SeccompAction::Allow, SeccompAction::Errno(libc::EPERM as u32), arch()?)
-        .map_err(|e| e.to_string())?;
+    let deny = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        arch()?,
+    )
+    .map_err(|e| e.to_string())?;
     let no_clone3 = SeccompFilter::new(
         [(libc::SYS_clone3, vec![])].into_iter().collect(),
         SeccompAction::Allow,
@@ -143,7 +166,9 @@ pub fn apply_seccomp() -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     for filter in [deny, no_clone3] {
-        let program: BpfProgram = filter.try_into().map_err(|e: seccompiler::BackendError| e.to_string())?;
+        let program: BpfProgram = filter
+            .try_into()
+            .map_err(|e: seccompiler::BackendError| e.to_string())?;
         seccompiler::apply_filter(&program).map_err(|e| e.to_string())?;
     }
     Ok(())
@@ -153,7 +178,12 @@ pub fn apply_seccomp() -> Result<(), String> {
 pub fn landlock_abi() -> i64 {
     const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
     let rc = unsafe {
-        libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, LANDLOCK_CREATE_RULESET_VERSION)
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
     };
     rc.max(0)
 }

@@ -8,7 +8,7 @@
 //! (credential changes clear it); then create the namespaces and fork PID 1.
 
 use crate::init;
-use crate::wire::{self, HelperConfig, Hello};
+use crate::wire::{self, Hello, HelperConfig};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::wait::{WaitStatus, waitpid};
@@ -17,6 +17,21 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+/// Host pid of the sandbox's PID 1, for the SIGTERM handler.
+static PID1: AtomicI32 = AtomicI32::new(0);
+
+/// SIGTERM asks the helper to end the sandbox. Killing PID 1 (not ourselves) lets us
+/// reap it before we exit, so no zombie is left for the host's init to collect.
+extern "C" fn end_sandbox(_: libc::c_int) {
+    let pid1 = PID1.load(Ordering::SeqCst);
+    if pid1 > 0 {
+        unsafe { libc::kill(pid1, libc::SIGKILL) };
+    } else {
+        unsafe { libc::_exit(128 + libc::SIGTERM) };
+    }
+}
 
 /// argv[1] that makes a binary act as the helper.
 pub const HELPER_ARG: &str = "__sandbox";
@@ -45,9 +60,13 @@ pub fn helper_main() -> ! {
         Err(e) => fail(&mut stdout, "fork pid 1", &e.to_string()),
         Ok(ForkResult::Child) => init::pid1_main(&config),
         Ok(ForkResult::Parent { child }) => {
+            PID1.store(child.as_raw(), Ordering::SeqCst);
             // Only PID 1 talks to the supervisor. Dropping our copies of the pipes means
             // the supervisor sees end-of-file the moment PID 1 dies.
-            let null = fs::OpenOptions::new().read(true).write(true).open("/dev/null");
+            let null = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null");
             if let Ok(null) = null {
                 use std::os::fd::AsRawFd;
                 unsafe {
@@ -70,7 +89,10 @@ pub fn helper_main() -> ! {
 }
 
 fn fail(out: &mut File, stage: &str, message: &str) -> ! {
-    let hello = Hello::Failed { stage: stage.to_string(), message: message.to_string() };
+    let hello = Hello::Failed {
+        stage: stage.to_string(),
+        message: message.to_string(),
+    };
     let _ = wire::write_frame(out, &hello, &[]);
     let _ = out.flush();
     std::process::exit(1)
@@ -92,9 +114,16 @@ fn prepare(config: &HelperConfig) -> Result<(), Stage> {
             .map_err(|e| ("drop uid", e.to_string()))?;
     }
     set_dumpable(true).map_err(|e| ("set dumpable", e))?;
-    arm_parent_death_signal(parent).map_err(|e| ("parent death signal", e))?;
+    unsafe {
+        libc::signal(
+            libc::SIGTERM,
+            end_sandbox as *const () as libc::sighandler_t,
+        )
+    };
+    arm_parent_death_signal(parent, libc::SIGTERM).map_err(|e| ("parent death signal", e))?;
     if let Some(nproc) = config.rlimits.nproc {
-        setrlimit(Resource::RLIMIT_NPROC, nproc, nproc).map_err(|e| ("RLIMIT_NPROC", e.to_string()))?;
+        setrlimit(Resource::RLIMIT_NPROC, nproc, nproc)
+            .map_err(|e| ("RLIMIT_NPROC", e.to_string()))?;
     }
     let (outer_uid, outer_gid) = (getuid().as_raw(), getgid().as_raw());
     unshare(
@@ -124,10 +153,13 @@ pub(crate) fn set_dumpable(on: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// Dies with SIGKILL when the parent does; fails if the parent is already gone (the
-/// signal would then never come).
-pub(crate) fn arm_parent_death_signal(expected_parent: nix::unistd::Pid) -> Result<(), String> {
-    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+/// Receives `signal` when the parent thread exits; fails if the parent is already gone
+/// (the signal would then never come).
+fn arm_parent_death_signal(
+    expected_parent: nix::unistd::Pid,
+    signal: libc::c_int,
+) -> Result<(), String> {
+    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) };
     if rc != 0 {
         return Err(std::io::Error::last_os_error().to_string());
     }

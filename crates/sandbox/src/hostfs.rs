@@ -32,7 +32,12 @@ pub enum ReadError {
 
 pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     let c = CString::new(path.as_os_str().as_bytes())?;
-    let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW) };
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC | libc::O_NOFOLLOW,
+        )
+    };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -43,7 +48,11 @@ pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
 pub(crate) fn open_at(dir: &OwnedFd, name: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
     let c = CString::new(name)?;
     let fd = unsafe {
-        libc::openat(dir.as_raw_fd(), c.as_ptr(), flags | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        libc::openat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            flags | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY,
+        )
     };
     if fd < 0 {
         return Err(io::Error::last_os_error());
@@ -76,7 +85,10 @@ pub(crate) fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
 /// never a silent truncation.
 pub fn read_file(home: &Path, rel: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
     let show = rel.display().to_string();
-    let io_err = |source: io::Error| ReadError::Io { path: show.clone(), source };
+    let io_err = |source: io::Error| ReadError::Io {
+        path: show.clone(),
+        source,
+    };
     let mut names = Vec::new();
     for component in rel.components() {
         match component {
@@ -85,18 +97,27 @@ pub fn read_file(home: &Path, rel: &Path, cap: u64) -> Result<Vec<u8>, ReadError
             _ => return Err(ReadError::BadPath { path: show }),
         }
     }
-    let Some(file_name) = names.pop() else { return Err(ReadError::BadPath { path: show }) };
+    let Some(file_name) = names.pop() else {
+        return Err(ReadError::BadPath { path: show });
+    };
     let mut dir = open_dir(home).map_err(io_err)?;
     for name in &names {
-        dir = open_at(&dir, name, libc::O_RDONLY | libc::O_DIRECTORY).map_err(|e| classify(e, &show))?;
+        dir = open_at(&dir, name, libc::O_RDONLY | libc::O_DIRECTORY)
+            .map_err(|e| classify(e, &show))?;
     }
     let fd = open_at(&dir, &file_name, libc::O_RDONLY).map_err(|e| classify(e, &show))?;
     let st = fstat(&fd).map_err(io_err)?;
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-        return Err(ReadError::NotRegular { path: show, kind: kind_name(st.st_mode) });
+        return Err(ReadError::NotRegular {
+            path: show,
+            kind: kind_name(st.st_mode),
+        });
     }
     let mut data = Vec::new();
-    File::from(fd).take(cap + 1).read_to_end(&mut data).map_err(io_err)?;
+    File::from(fd)
+        .take(cap + 1)
+        .read_to_end(&mut data)
+        .map_err(io_err)?;
     if data.len() as u64 > cap {
         return Err(ReadError::TooLarge { path: show, cap });
     }
@@ -107,7 +128,10 @@ fn classify(e: io::Error, path: &str) -> ReadError {
     match e.raw_os_error() {
         Some(libc::ENOENT) => ReadError::Missing { path: path.into() },
         Some(libc::ELOOP) | Some(libc::ENOTDIR) => ReadError::Symlink { path: path.into() },
-        _ => ReadError::Io { path: path.into(), source: e },
+        _ => ReadError::Io {
+            path: path.into(),
+            source: e,
+        },
     }
 }
 

@@ -4,7 +4,7 @@
 //! would end a container's init), so `kill -s TERM 1` really ends the machine.
 
 use crate::confine;
-use crate::wire::{self, BindSpec, ExecReplyHeader, ExecRequest, HelperConfig, Hello};
+use crate::wire::{self, BindSpec, ExecReplyHeader, ExecRequest, Hello, HelperConfig};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::resource::{Resource, setrlimit};
 use nix::unistd::{chdir, pivot_root, sethostname};
@@ -26,8 +26,14 @@ const OUTPUT_GRACE: Duration = Duration::from_millis(20);
 
 /// Signals whose default action ends a process; a container's init (tini, docker-init)
 /// ends the container on each, so ours does too.
-const TERMINATING_SIGNALS: [libc::c_int; 6] =
-    [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
+const TERMINATING_SIGNALS: [libc::c_int; 6] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
 
 pub(crate) fn pid1_main(config: &HelperConfig) -> ! {
     let mut stdout = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
@@ -39,7 +45,14 @@ pub(crate) fn pid1_main(config: &HelperConfig) -> ! {
             serve(&mut stdout)
         }
         Err((stage, message)) => {
-            let _ = wire::write_frame(&mut *stdout, &Hello::Failed { stage: stage.into(), message }, &[]);
+            let _ = wire::write_frame(
+                &mut *stdout,
+                &Hello::Failed {
+                    stage: stage.into(),
+                    message,
+                },
+                &[],
+            );
             unsafe { libc::_exit(1) }
         }
     }
@@ -58,7 +71,15 @@ extern "C" fn die_on_signal(signal: libc::c_int) {
 fn setup(config: &HelperConfig) -> Result<Vec<String>, Stage> {
     // Our parent (the helper) is outside this PID namespace, so getppid() is 0 here;
     // if the helper is already gone, the supervisor's hang-up ends us on the first read.
-    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) };
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
     for signal in TERMINATING_SIGNALS {
         unsafe { libc::signal(signal, die_on_signal as *const () as libc::sighandler_t) };
     }
@@ -78,7 +99,9 @@ fn setup(config: &HelperConfig) -> Result<Vec<String>, Stage> {
     }
     if config.seccomp {
         confine::apply_seccomp().map_err(at("seccomp"))?;
-        protections.push("seccomp: namespace, mount, ptrace, bpf, keyring and module syscalls denied".into());
+        protections.push(
+            "seccomp: namespace, mount, ptrace, bpf, keyring and module syscalls denied".into(),
+        );
     }
     // Nothing inside may ptrace or read our memory: the channel to the supervisor lives here.
     crate::helper::set_dumpable(false).map_err(at("dumpable"))?;
@@ -87,10 +110,17 @@ fn setup(config: &HelperConfig) -> Result<Vec<String>, Stage> {
 
 fn build_root(config: &HelperConfig) -> Result<(), Stage> {
     let none: Option<&str> = None;
-    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none).map_err(at("make / private"))?;
+    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+        .map_err(at("make / private"))?;
     let root = &config.root_dir;
-    mount(Some("tmpfs"), root, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("size=1m,mode=0755"))
-        .map_err(at("root tmpfs"))?;
+    mount(
+        Some("tmpfs"),
+        root,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("size=1m,mode=0755"),
+    )
+    .map_err(at("root tmpfs"))?;
     let r = |p: &str| root.join(p.trim_start_matches('/'));
     for dir in ["usr", "etc", "home/user", "tmp", "dev", "proc"] {
         fs::create_dir_all(r(dir)).map_err(at("root directories"))?;
@@ -112,10 +142,21 @@ fn build_root(config: &HelperConfig) -> Result<(), Stage> {
     write_minimal_etc(&r("etc"))?;
     bind(&config.home_dir, &r(HOME), true).map_err(at("bind home"))?;
     let tmp_opts = format!("size={},mode=1777", config.tmp_size_bytes);
-    mount(Some("tmpfs"), &r("tmp"), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(tmp_opts.as_str()))
-        .map_err(at("tmp tmpfs"))?;
+    mount(
+        Some("tmpfs"),
+        &r("tmp"),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(tmp_opts.as_str()),
+    )
+    .map_err(at("tmp tmpfs"))?;
     build_dev(&r("dev"), config.tmp_size_bytes)?;
-    for BindSpec { host, inside, writable } in &config.binds {
+    for BindSpec {
+        host,
+        inside,
+        writable,
+    } in &config.binds
+    {
         let target = r(&inside.to_string_lossy());
         fs::create_dir_all(&target).map_err(at("bind target"))?;
         bind(host, &target, *writable).map_err(at("extra bind"))?;
@@ -134,18 +175,45 @@ fn build_root(config: &HelperConfig) -> Result<(), Stage> {
     pivot_root(".", ".").map_err(at("pivot_root"))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(at("detach old root"))?;
     chdir("/").map_err(at("chdir /"))?;
-    mount(none, "/", none, MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV, none)
-        .map_err(at("remount / read-only"))?;
+    mount(
+        none,
+        "/",
+        none,
+        MsFlags::MS_REMOUNT
+            | MsFlags::MS_BIND
+            | MsFlags::MS_RDONLY
+            | MsFlags::MS_NOSUID
+            | MsFlags::MS_NODEV,
+        none,
+    )
+    .map_err(at("remount / read-only"))?;
     Ok(())
 }
 
 fn bind(source: &Path, target: &Path, writable: bool) -> nix::Result<()> {
+    bind_with(source, target, writable, MsFlags::MS_NODEV)
+}
+
+/// Binds a device node: the mount must allow devices; everything else stays nodev.
+fn bind_device(source: &Path, target: &Path) -> nix::Result<()> {
+    bind_with(source, target, true, MsFlags::empty())
+}
+
+fn bind_with(source: &Path, target: &Path, writable: bool, extra: MsFlags) -> nix::Result<()> {
     let none: Option<&str> = None;
-    mount(Some(source), target, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)?;
+    mount(
+        Some(source),
+        target,
+        none,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        none,
+    )?;
     // A bind mount inherits the source mount's locked flags (atime, nosuid, ...); a
     // remount must repeat them or the kernel refuses it inside a user namespace.
-    let inherited = nix::sys::statvfs::statvfs(target).map(|s| s.flags()).unwrap_or(nix::sys::statvfs::FsFlags::empty());
-    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+    let inherited = nix::sys::statvfs::statvfs(target)
+        .map(|s| s.flags())
+        .unwrap_or(nix::sys::statvfs::FsFlags::empty());
+    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | extra;
     use nix::sys::statvfs::FsFlags;
     for (have, want) in [
         (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
@@ -166,10 +234,24 @@ fn bind(source: &Path, target: &Path, writable: bool) -> nix::Result<()> {
 
 fn write_minimal_etc(etc: &Path) -> Result<(), Stage> {
     let files = [
-        ("passwd", format!("root:x:0:0:root:/root:/usr/sbin/nologin\nuser:x:{INSIDE_UID}:{INSIDE_UID}:user:{HOME}:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")),
-        ("group", format!("root:x:0:\nuser:x:{INSIDE_UID}:\nnogroup:x:65534:\n")),
-        ("nsswitch.conf", "passwd: files\ngroup: files\nhosts: files\n".into()),
-        ("hosts", "127.0.0.1 localhost sandbox\n::1 localhost\n".into()),
+        (
+            "passwd",
+            format!(
+                "root:x:0:0:root:/root:/usr/sbin/nologin\nuser:x:{INSIDE_UID}:{INSIDE_UID}:user:{HOME}:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+            ),
+        ),
+        (
+            "group",
+            format!("root:x:0:\nuser:x:{INSIDE_UID}:\nnogroup:x:65534:\n"),
+        ),
+        (
+            "nsswitch.conf",
+            "passwd: files\ngroup: files\nhosts: files\n".into(),
+        ),
+        (
+            "hosts",
+            "127.0.0.1 localhost sandbox\n::1 localhost\n".into(),
+        ),
         ("hostname", "sandbox\n".into()),
     ];
     for (name, text) in files {
@@ -178,7 +260,9 @@ fn write_minimal_etc(etc: &Path) -> Result<(), Stage> {
     // Debian's /usr/bin/awk and friends are symlinks through /etc/alternatives.
     for name in ["ld.so.cache", "alternatives", "localtime"] {
         let host = Path::new("/etc").join(name);
-        let Ok(meta) = fs::metadata(&host) else { continue };
+        let Ok(meta) = fs::metadata(&host) else {
+            continue;
+        };
         let target = etc.join(name);
         if meta.is_dir() {
             fs::create_dir(&target).map_err(at("minimal /etc"))?;
@@ -191,21 +275,38 @@ fn write_minimal_etc(etc: &Path) -> Result<(), Stage> {
 }
 
 fn build_dev(dev: &Path, shm_size: u64) -> Result<(), Stage> {
-    mount(Some("tmpfs"), dev, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC, Some("size=64k,mode=0755"))
-        .map_err(at("dev tmpfs"))?;
+    mount(
+        Some("tmpfs"),
+        dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("size=64k,mode=0755"),
+    )
+    .map_err(at("dev tmpfs"))?;
     for node in ["null", "zero", "full", "random", "urandom", "tty"] {
         let target = dev.join(node);
         File::create(&target).map_err(at("dev nodes"))?;
-        bind(&Path::new("/dev").join(node), &target, true).map_err(at("dev node bind"))?;
+        bind_device(&Path::new("/dev").join(node), &target).map_err(at("dev node bind"))?;
     }
-    for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
+    for (name, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
         symlink(target, dev.join(name)).map_err(at("dev symlinks"))?;
     }
     let shm = dev.join("shm");
     fs::create_dir(&shm).map_err(at("dev/shm"))?;
     let opts = format!("size={shm_size},mode=1777");
-    mount(Some("tmpfs"), &shm, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(opts.as_str()))
-        .map_err(at("dev/shm"))?;
+    mount(
+        Some("tmpfs"),
+        &shm,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(opts.as_str()),
+    )
+    .map_err(at("dev/shm"))?;
     fs::set_permissions(dev, fs::Permissions::from_mode(0o755)).map_err(at("dev mode"))?;
     Ok(())
 }
@@ -264,8 +365,16 @@ fn call_image(command: &str) -> Option<CallImage> {
         "PWD=/home/user",
     ];
     Some(CallImage {
-        argv: [CString::new("bash").ok()?, CString::new("-c").ok()?, CString::new(command).ok()?],
-        env: env.iter().map(|s| CString::new(*s)).collect::<Result<_, _>>().ok()?,
+        argv: [
+            CString::new("bash").ok()?,
+            CString::new("-c").ok()?,
+            CString::new(command).ok()?,
+        ],
+        env: env
+            .iter()
+            .map(|s| CString::new(*s))
+            .collect::<Result<_, _>>()
+            .ok()?,
     })
 }
 
@@ -291,7 +400,11 @@ fn serve(stdout: &mut File) -> ! {
 }
 
 fn wait_readable(fd: libc::c_int, timeout: Duration) -> bool {
-    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     let rc = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
     rc > 0
 }
@@ -303,8 +416,17 @@ fn reap_orphans() {
 fn run_call(request: &ExecRequest) -> (ExecReplyHeader, Vec<u8>) {
     let started = Instant::now();
     let failed = |message: &str| {
-        let header = ExecReplyHeader { exit_code: Some(126), signal: None, timed_out: false, truncated: false, duration_us: 0 };
-        (header, format!("offswitch sandbox: {message}\n").into_bytes())
+        let header = ExecReplyHeader {
+            exit_code: Some(126),
+            signal: None,
+            timed_out: false,
+            truncated: false,
+            duration_us: 0,
+        };
+        (
+            header,
+            format!("offswitch sandbox: {message}\n").into_bytes(),
+        )
     };
     let Some(image) = call_image(&request.command) else {
         return failed("the command contains a NUL byte");
@@ -313,7 +435,8 @@ fn run_call(request: &ExecRequest) -> (ExecReplyHeader, Vec<u8>) {
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return failed("cannot create a pipe");
     }
-    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return failed("fork failed (process limit reached?)");
@@ -346,24 +469,48 @@ fn run_call(request: &ExecRequest) -> (ExecReplyHeader, Vec<u8>) {
             (Some(_), Some(g)) => g,
             _ => deadline,
         };
-        let wait_ms = until.saturating_duration_since(now).as_millis().clamp(1, 1000) as libc::c_int;
+        let wait_ms = until
+            .saturating_duration_since(now)
+            .as_millis()
+            .clamp(1, 1000) as libc::c_int;
         let mut pfds = [
-            libc::pollfd { fd: if eof { -1 } else { read_end.as_raw_fd() }, events: libc::POLLIN, revents: 0 },
-            libc::pollfd { fd: if status.is_some() || pidfd < 0 { -1 } else { pidfd }, events: libc::POLLIN, revents: 0 },
+            libc::pollfd {
+                fd: if eof { -1 } else { read_end.as_raw_fd() },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if status.is_some() || pidfd < 0 {
+                    -1
+                } else {
+                    pidfd
+                },
+                events: libc::POLLIN,
+                revents: 0,
+            },
         ];
-        let rc = unsafe { libc::poll(pfds.as_mut_ptr(), 2, if pidfd < 0 && status.is_none() { wait_ms.min(5) } else { wait_ms }) };
+        let rc = unsafe {
+            libc::poll(
+                pfds.as_mut_ptr(),
+                2,
+                if pidfd < 0 && status.is_none() {
+                    wait_ms.min(5)
+                } else {
+                    wait_ms
+                },
+            )
+        };
         if rc < 0 {
             continue;
         }
         if pfds[0].revents != 0 && !collector.read_from(read_end.as_raw_fd()) {
             eof = true;
         }
-        if status.is_none() && (pfds[1].revents != 0 || pidfd < 0) {
-            if let Some(s) = try_wait(pid) {
+        if status.is_none() && (pfds[1].revents != 0 || pidfd < 0)
+            && let Some(s) = try_wait(pid) {
                 status = Some(s);
                 grace_until = Some(Instant::now() + OUTPUT_GRACE);
             }
-        }
     }
     if pidfd >= 0 {
         unsafe { libc::close(pidfd) };
@@ -404,8 +551,12 @@ fn exec_child(image: &CallImage, out: libc::c_int) -> ! {
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         libc::chdir(c"/home/user".as_ptr());
-        let argv: [*const libc::c_char; 4] =
-            [image.argv[0].as_ptr(), image.argv[1].as_ptr(), image.argv[2].as_ptr(), std::ptr::null()];
+        let argv: [*const libc::c_char; 4] = [
+            image.argv[0].as_ptr(),
+            image.argv[1].as_ptr(),
+            image.argv[2].as_ptr(),
+            std::ptr::null(),
+        ];
         let mut envp: Vec<*const libc::c_char> = image.env.iter().map(|s| s.as_ptr()).collect();
         envp.push(std::ptr::null());
         libc::execve(c"/bin/bash".as_ptr(), argv.as_ptr(), envp.as_ptr());
@@ -423,7 +574,8 @@ fn wait_blocking(pid: libc::pid_t) -> libc::c_int {
     let mut status = 0;
     loop {
         let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if rc == pid || (rc < 0 && std::io::Error::last_os_error().kind() != ErrorKind::Interrupted) {
+        if rc == pid || (rc < 0 && std::io::Error::last_os_error().kind() != ErrorKind::Interrupted)
+        {
             return status;
         }
     }
@@ -439,7 +591,11 @@ struct OutputCollector {
 
 impl OutputCollector {
     fn new(cap: usize) -> Self {
-        OutputCollector { output: Vec::new(), cap, truncated: false }
+        OutputCollector {
+            output: Vec::new(),
+            cap,
+            truncated: false,
+        }
     }
 
     /// Reads what is available; false at end of file.

@@ -28,7 +28,17 @@ pub fn probe(helper: HelperCommand) -> Report {
     let mut checks = Vec::new();
     let mut push = |name, ok, detail: String| checks.push(Check { name, ok, detail });
     let uname = nix::sys::utsname::uname().ok();
-    push("kernel", true, uname.map_or("unknown".into(), |u| format!("{} {}", u.sysname().to_string_lossy(), u.release().to_string_lossy())));
+    push(
+        "kernel",
+        true,
+        uname.map_or("unknown".into(), |u| {
+            format!(
+                "{} {}",
+                u.sysname().to_string_lossy(),
+                u.release().to_string_lossy()
+            )
+        }),
+    );
     let mode = mode::detect();
     match &mode {
         Ok(Mode::Root) => push("privileges", true, "root: full isolation, a distinct host uid per sandbox, cgroup limits".into()),
@@ -37,14 +47,38 @@ pub fn probe(helper: HelperCommand) -> Report {
     }
     match mode::userns_blocker() {
         None => push("user namespaces", true, "available".into()),
-        Some(reason) => push("user namespaces", mode.is_ok(), format!("unprivileged use blocked: {reason}")),
+        Some(reason) => push(
+            "user namespaces",
+            mode.is_ok(),
+            format!("unprivileged use blocked: {reason}"),
+        ),
     }
-    push("seccomp", confine::seccomp_available(), if confine::seccomp_available() { "filters available".into() } else { "not available: syscalls are not filtered".into() });
+    push(
+        "seccomp",
+        confine::seccomp_available(),
+        if confine::seccomp_available() {
+            "filters available".into()
+        } else {
+            "not available: syscalls are not filtered".into()
+        },
+    );
     let abi = confine::landlock_abi();
-    push("landlock", abi > 0, if abi > 0 { format!("ABI {abi}") } else { "not available (not built or not in the LSM list): writes are confined by read-only mounts only".into() });
+    push(
+        "landlock",
+        abi > 0,
+        if abi > 0 {
+            format!("ABI {abi}")
+        } else {
+            "not available (not built or not in the LSM list): writes are confined by read-only mounts only".into()
+        },
+    );
     match CgroupLayout::detect() {
         Some(layout) => push("cgroups", true, layout.describe()),
-        None => push("cgroups", false, "no cgroup hierarchy found: memory and process limits fall back to rlimits".into()),
+        None => push(
+            "cgroups",
+            false,
+            "no cgroup hierarchy found: memory and process limits fall back to rlimits".into(),
+        ),
     }
     let mut enforced = Vec::new();
     let mut usable = false;
@@ -53,25 +87,42 @@ pub fn probe(helper: HelperCommand) -> Report {
             Ok(protections) => {
                 usable = true;
                 enforced = protections;
-                push("trial sandbox", true, "created, ran a command, saw no network and no host processes".into());
+                push(
+                    "trial sandbox",
+                    true,
+                    "created, ran a command, saw no network and no host processes".into(),
+                );
             }
             Err(e) => push("trial sandbox", false, e),
         }
     }
-    Report { checks, enforced, usable }
+    Report {
+        checks,
+        enforced,
+        usable,
+    }
 }
 
 fn trial(helper: HelperCommand) -> Result<Vec<String>, String> {
-    let spec = SandboxSpec { helper, ..SandboxSpec::default() };
+    let spec = SandboxSpec {
+        helper,
+        ..SandboxSpec::default()
+    };
     let sandbox = Sandbox::create(&spec).map_err(|e| e.to_string())?;
-    let options = ExecOptions { timeout: Duration::from_secs(10), ..ExecOptions::default() };
+    let options = ExecOptions {
+        timeout: Duration::from_secs(10),
+        ..ExecOptions::default()
+    };
     let out = sandbox
         .exec("id -u; ls /proc | grep -c '^[0-9]' ; cat /sys/class/net/*/operstate 2>/dev/null | wc -l", options)
         .map_err(|e| e.to_string())?;
     let text = out.output_lossy();
     let lines: Vec<&str> = text.lines().collect();
     if out.status() != 0 || lines.first() != Some(&"1000") {
-        return Err(format!("the trial command misbehaved (status {}): {text}", out.status()));
+        return Err(format!(
+            "the trial command misbehaved (status {}): {text}",
+            out.status()
+        ));
     }
     Ok(sandbox.protections().to_vec())
 }

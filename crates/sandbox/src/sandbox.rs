@@ -7,7 +7,7 @@ use crate::mode::{self, Mode, NoIsolation};
 use crate::snapshot::Snapshot;
 use crate::spec::{ExecOptions, HelperCommand, SandboxSpec};
 use crate::uid_pool::{self, UidLease};
-use crate::wire::{self, ExecReplyHeader, ExecRequest, HelperConfig, Hello, Rlimits};
+use crate::wire::{self, ExecReplyHeader, ExecRequest, Hello, HelperConfig, Rlimits};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use std::fs::{self, DirBuilder};
 use std::io::{self, Write};
@@ -29,7 +29,10 @@ pub enum SandboxError {
     #[error(transparent)]
     NoIsolation(#[from] NoIsolation),
     #[error("cannot prepare the sandbox ({stage}): {source}")]
-    Prepare { stage: &'static str, source: io::Error },
+    Prepare {
+        stage: &'static str,
+        source: io::Error,
+    },
     #[error("the sandbox failed to start at stage '{stage}': {message}")]
     Start { stage: String, message: String },
     #[error("the sandbox's machine is down (PID 1 has exited)")]
@@ -64,7 +67,9 @@ impl ExecOutput {
         if self.timed_out {
             124
         } else {
-            self.exit_code.or(self.signal.map(|s| 128 + s)).unwrap_or(-1)
+            self.exit_code
+                .or(self.signal.map(|s| 128 + s))
+                .unwrap_or(-1)
         }
     }
 
@@ -92,7 +97,11 @@ impl DeathWatch {
         let (lock, cond) = &*self.0;
         let mut slot = lock.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
-            *slot = Some(Death { at: Instant::now(), wall: SystemTime::now(), exit_code });
+            *slot = Some(Death {
+                at: Instant::now(),
+                wall: SystemTime::now(),
+                exit_code,
+            });
         }
         cond.notify_all();
     }
@@ -105,7 +114,9 @@ impl DeathWatch {
     pub fn wait(&self, timeout: Duration) -> Option<Death> {
         let (lock, cond) = &*self.0;
         let slot = lock.lock().unwrap_or_else(|e| e.into_inner());
-        let (slot, _) = cond.wait_timeout_while(slot, timeout, |d| d.is_none()).unwrap_or_else(|e| e.into_inner());
+        let (slot, _) = cond
+            .wait_timeout_while(slot, timeout, |d| d.is_none())
+            .unwrap_or_else(|e| e.into_inner());
         *slot
     }
 }
@@ -158,60 +169,125 @@ impl Sandbox {
         let mode = mode::detect()?;
         let runtime = mode::runtime_dir(mode);
         STALE_SWEEP.call_once(|| crate::cleanup::remove_stale(mode));
-        let id = format!("{}-{}", std::process::id(), SEQUENCE.fetch_add(1, Ordering::Relaxed));
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::Relaxed)
+        );
         let lease = match mode {
-            Mode::Root => Some(uid_pool::acquire(&runtime.join("uids")).map_err(prep("allocate a host uid"))?),
+            Mode::Root => Some(
+                uid_pool::acquire(&runtime.join("uids")).map_err(prep("allocate a host uid"))?,
+            ),
             Mode::Rootless => None,
         };
         let (host_uid, host_gid) = match &lease {
             Some(lease) => (lease.uid, lease.uid),
-            None => (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()),
+            None => (
+                nix::unistd::getuid().as_raw(),
+                nix::unistd::getgid().as_raw(),
+            ),
         };
         let run_dir = runtime.join("sandboxes").join(&id);
-        let mut host = HostResources { run_dir: run_dir.clone(), home: run_dir.join("home"), home_mounted: false, cgroup: None, lease };
+        let mut host = HostResources {
+            run_dir: run_dir.clone(),
+            home: run_dir.join("home"),
+            home_mounted: false,
+            cgroup: None,
+            lease,
+        };
         // The sandbox's uid must be able to traverse to its home and staging root.
         let mut dirs = DirBuilder::new();
         dirs.recursive(true).mode(0o711);
-        for dir in [&runtime, &runtime.join("sandboxes"), &run_dir, &run_dir.join("root"), &host.home] {
+        for dir in [
+            &runtime,
+            &runtime.join("sandboxes"),
+            &run_dir,
+            &run_dir.join("root"),
+            &host.home,
+        ] {
             dirs.create(dir).map_err(prep("runtime directory"))?;
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o711)).map_err(prep("runtime directory"))?;
+            fs::set_permissions(dir, fs::Permissions::from_mode(0o711))
+                .map_err(prep("runtime directory"))?;
         }
         let limits = spec.limits;
         if mode == Mode::Root {
-            let opts = format!("size={},uid={host_uid},gid={host_gid},mode=0755", limits.home_bytes);
-            mount(Some("tmpfs"), &host.home, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(opts.as_str()))
-                .map_err(|e| SandboxError::Prepare { stage: "mount the home tmpfs", source: e.into() })?;
+            let opts = format!(
+                "size={},uid={host_uid},gid={host_gid},mode=0755",
+                limits.home_bytes
+            );
+            mount(
+                Some("tmpfs"),
+                &host.home,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some(opts.as_str()),
+            )
+            .map_err(|e| SandboxError::Prepare {
+                stage: "mount the home tmpfs",
+                source: e.into(),
+            })?;
             host.home_mounted = true;
         } else {
-            fs::set_permissions(&host.home, fs::Permissions::from_mode(0o755)).map_err(prep("home directory"))?;
+            fs::set_permissions(&host.home, fs::Permissions::from_mode(0o755))
+                .map_err(prep("home directory"))?;
         }
         lay_files(&host.home, spec, mode == Mode::Root, host_uid, host_gid)?;
 
         let mut protections = Vec::new();
         if let Some(layout) = CgroupLayout::detect() {
-            let wanted = CgroupLimits { memory_bytes: limits.memory_bytes, processes: limits.processes };
+            let wanted = CgroupLimits {
+                memory_bytes: limits.memory_bytes,
+                processes: limits.processes,
+            };
             match Cgroup::create(&layout, &id, wanted) {
                 Ok(group) => host.cgroup = Some(group),
-                Err(e) if mode == Mode::Root => return Err(SandboxError::Prepare { stage: "create cgroups", source: e }),
+                Err(e) if mode == Mode::Root => {
+                    return Err(SandboxError::Prepare {
+                        stage: "create cgroups",
+                        source: e,
+                    });
+                }
                 Err(_) => {}
             }
         }
         let cgroup = host.cgroup.as_ref();
         let memory_in_cgroup = cgroup.is_some_and(Cgroup::enforces_memory);
         protections.push(match cgroup {
-            Some(c) if c.enforces_memory() => format!("memory: {} MiB (cgroup)", limits.memory_bytes >> 20),
-            _ => format!("memory: {} MiB address space per process (RLIMIT_AS; no memory cgroup)", limits.memory_bytes >> 20),
+            Some(c) if c.enforces_memory() => {
+                format!("memory: {} MiB (cgroup)", limits.memory_bytes >> 20)
+            }
+            _ => format!(
+                "memory: {} MiB address space per process (RLIMIT_AS; no memory cgroup)",
+                limits.memory_bytes >> 20
+            ),
         });
         protections.push(match cgroup {
-            Some(c) if c.enforces_processes() => format!("processes: {} (cgroup pids.max, RLIMIT_NPROC)", limits.processes),
-            _ => format!("processes: {} (RLIMIT_NPROC only, charged to the host uid)", limits.processes),
+            Some(c) if c.enforces_processes() => format!(
+                "processes: {} (cgroup pids.max, RLIMIT_NPROC)",
+                limits.processes
+            ),
+            _ => format!(
+                "processes: {} (RLIMIT_NPROC only, charged to the host uid)",
+                limits.processes
+            ),
         });
         protections.push(match mode {
-            Mode::Root => format!("home: {} MiB tmpfs; /tmp: {} MiB tmpfs", limits.home_bytes >> 20, limits.tmp_bytes >> 20),
-            Mode::Rootless => format!("home: host directory, {} MiB per file (RLIMIT_FSIZE); /tmp: {} MiB tmpfs", limits.file_size_bytes >> 20, limits.tmp_bytes >> 20),
+            Mode::Root => format!(
+                "home: {} MiB tmpfs; /tmp: {} MiB tmpfs",
+                limits.home_bytes >> 20,
+                limits.tmp_bytes >> 20
+            ),
+            Mode::Rootless => format!(
+                "home: host directory, {} MiB per file (RLIMIT_FSIZE); /tmp: {} MiB tmpfs",
+                limits.file_size_bytes >> 20,
+                limits.tmp_bytes >> 20
+            ),
         });
 
         let nproc = match mode {
+            // The pids cgroup is the limit; RLIMIT_NPROC is a looser second line, so
+            // that the cgroup (which counts and reports hits) is what a fork bomb meets.
+            Mode::Root if cgroup.is_some_and(Cgroup::enforces_processes) => limits.processes * 2,
             Mode::Root => limits.processes,
             // Rootless sandboxes share the user's uid, which already runs processes.
             Mode::Rootless => limits.processes + count_processes_of(host_uid),
@@ -259,12 +335,19 @@ impl Sandbox {
     fn handshake(&self, config: &HelperConfig) -> Result<Vec<String>, SandboxError> {
         let mut guard = self.channel.lock().unwrap_or_else(|e| e.into_inner());
         let channel = guard.as_mut().ok_or(SandboxError::MachineDown)?;
-        let early_exit = |e: io::Error| SandboxError::Start { stage: "helper".into(), message: format!("the helper exited early: {e}") };
+        let early_exit = |e: io::Error| SandboxError::Start {
+            stage: "helper".into(),
+            message: format!("the helper exited early: {e}"),
+        };
         wire::write_frame(&mut channel.to_init, config, &[]).map_err(early_exit)?;
         if !wait_readable(&channel.from_init, START_TIMEOUT) {
-            return Err(SandboxError::Start { stage: "start".into(), message: "PID 1 did not report ready in time".into() });
+            return Err(SandboxError::Start {
+                stage: "start".into(),
+                message: "PID 1 did not report ready in time".into(),
+            });
         }
-        let (hello, _): (Hello, _) = wire::read_frame(&mut channel.from_init).map_err(early_exit)?;
+        let (hello, _): (Hello, _) =
+            wire::read_frame(&mut channel.from_init).map_err(early_exit)?;
         match hello {
             Hello::Ready { protections } => Ok(protections),
             Hello::Failed { stage, message } => Err(SandboxError::Start { stage, message }),
@@ -291,13 +374,14 @@ impl Sandbox {
             self.kill();
             return Err(SandboxError::Unresponsive);
         }
-        let (header, output): (ExecReplyHeader, Vec<u8>) = match wire::read_frame(&mut channel.from_init) {
-            Ok(reply) => reply,
-            Err(_) => {
-                *guard = None;
-                return Err(SandboxError::MachineDown);
-            }
-        };
+        let (header, output): (ExecReplyHeader, Vec<u8>) =
+            match wire::read_frame(&mut channel.from_init) {
+                Ok(reply) => reply,
+                Err(_) => {
+                    *guard = None;
+                    return Err(SandboxError::MachineDown);
+                }
+            };
         Ok(ExecOutput {
             output,
             exit_code: header.exit_code,
@@ -333,15 +417,33 @@ impl Sandbox {
         self.death.clone()
     }
 
-    /// Ends the machine now: every process inside is killed.
+    /// Ends the machine now: every process inside is killed. Returns once PID 1 is dead.
     pub fn kill(&self) {
-        if let Some(cgroup) = &self.host.cgroup {
-            cgroup.kill();
+        if self.death.get().is_some() {
+            return;
         }
-        // The helper's death takes PID 1 with it (parent-death signal), and PID 1's
-        // death takes the whole PID namespace.
+        // SIGTERM to the helper makes it SIGKILL PID 1 (which takes the whole PID
+        // namespace) and reap it, so the host's init is never left a zombie.
+        self.signal_helper(libc::SIGTERM);
+        if self.death.wait(Duration::from_secs(2)).is_none() {
+            if let Some(cgroup) = &self.host.cgroup {
+                cgroup.kill();
+            }
+            self.signal_helper(libc::SIGKILL);
+            self.death.wait(Duration::from_secs(5));
+        }
+    }
+
+    fn signal_helper(&self, signal: libc::c_int) {
+        // A pidfd cannot hit a recycled pid once the helper has been reaped.
         unsafe {
-            libc::syscall(libc::SYS_pidfd_send_signal, self.helper_pidfd.as_raw_fd(), libc::SIGKILL, std::ptr::null::<u8>(), 0u32);
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.helper_pidfd.as_raw_fd(),
+                signal,
+                std::ptr::null::<u8>(),
+                0u32,
+            );
         }
     }
 
@@ -374,7 +476,10 @@ impl Sandbox {
     }
 
     pub fn process_limit_hits(&self) -> u64 {
-        self.host.cgroup.as_ref().map_or(0, Cgroup::process_limit_hits)
+        self.host
+            .cgroup
+            .as_ref()
+            .map_or(0, Cgroup::process_limit_hits)
     }
 
     pub fn process_count(&self) -> u64 {
@@ -384,9 +489,11 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        self.channel.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.channel
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         self.kill();
-        self.death.wait(Duration::from_secs(5));
         // HostResources::drop removes cgroups, the home mount and the run directory.
     }
 }
@@ -395,12 +502,26 @@ fn lease_ids(mode: Mode, uid: u32, gid: u32) -> Option<(u32, u32)> {
     (mode == Mode::Root).then_some((uid, gid))
 }
 
-fn lay_files(home: &Path, spec: &SandboxSpec, chown_files: bool, uid: u32, gid: u32) -> Result<(), SandboxError> {
+fn lay_files(
+    home: &Path,
+    spec: &SandboxSpec,
+    chown_files: bool,
+    uid: u32,
+    gid: u32,
+) -> Result<(), SandboxError> {
     for file in &spec.files {
-        if file.path.is_absolute() || file.path.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+        if file.path.is_absolute()
+            || file
+                .path
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
             return Err(SandboxError::Prepare {
                 stage: "lay files",
-                source: io::Error::new(io::ErrorKind::InvalidInput, format!("{}: must be a plain relative path", file.path.display())),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{}: must be a plain relative path", file.path.display()),
+                ),
             });
         }
         let path = home.join(&file.path);
@@ -416,7 +537,8 @@ fn lay_files(home: &Path, spec: &SandboxSpec, chown_files: bool, uid: u32, gid: 
         }
         let mut out = fs::File::create(&path).map_err(prep("lay files"))?;
         out.write_all(&file.contents).map_err(prep("lay files"))?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(file.mode)).map_err(prep("lay files"))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(file.mode))
+            .map_err(prep("lay files"))?;
         if chown_files {
             chown(&path, Some(uid), Some(gid)).map_err(prep("lay files"))?;
         }
@@ -426,12 +548,21 @@ fn lay_files(home: &Path, spec: &SandboxSpec, chown_files: bool, uid: u32, gid: 
 
 /// Starts the helper from a thread that lives exactly as long as the helper: the
 /// helper's parent-death signal fires when the *thread* that spawned it exits.
-fn spawn_helper(helper: &HelperCommand, id: &str, death: DeathWatch) -> Result<(Channel, OwnedFd), SandboxError> {
+fn spawn_helper(
+    helper: &HelperCommand,
+    id: &str,
+    death: DeathWatch,
+) -> Result<(Channel, OwnedFd), SandboxError> {
     let mut command = match helper {
         HelperCommand::CurrentExe => Command::new("/proc/self/exe"),
         HelperCommand::Path(path) => Command::new(path),
     };
-    command.arg(crate::helper::HELPER_ARG).env_clear().stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+    command
+        .arg(crate::helper::HELPER_ARG)
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name(format!("sandbox-{id}"))
@@ -443,14 +574,19 @@ fn spawn_helper(helper: &HelperCommand, id: &str, death: DeathWatch) -> Result<(
                     return;
                 }
             };
-            let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) } as i32;
+            let pidfd =
+                unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) } as i32;
             let pipes = (child.stdin.take(), child.stdout.take());
             let sent = match (pipes, pidfd) {
-                ((Some(to_init), Some(from_init)), fd) if fd >= 0 => {
-                    tx.send(Ok((Channel { to_init, from_init }, unsafe { OwnedFd::from_raw_fd(fd) }))).is_ok()
-                }
+                ((Some(to_init), Some(from_init)), fd) if fd >= 0 => tx
+                    .send(Ok((Channel { to_init, from_init }, unsafe {
+                        OwnedFd::from_raw_fd(fd)
+                    })))
+                    .is_ok(),
                 _ => {
-                    let _ = tx.send(Err(io::Error::other("cannot set up the helper's pipes or pidfd")));
+                    let _ = tx.send(Err(io::Error::other(
+                        "cannot set up the helper's pipes or pidfd",
+                    )));
                     false
                 }
             };
@@ -465,7 +601,10 @@ fn spawn_helper(helper: &HelperCommand, id: &str, death: DeathWatch) -> Result<(
         })
         .map_err(prep("spawn the helper thread"))?;
     rx.recv()
-        .map_err(|_| SandboxError::Prepare { stage: "spawn the helper", source: io::Error::other("helper thread died") })?
+        .map_err(|_| SandboxError::Prepare {
+            stage: "spawn the helper",
+            source: io::Error::other("helper thread died"),
+        })?
         .map_err(prep("spawn the helper"))
 }
 
@@ -473,7 +612,11 @@ fn wait_readable(pipe: &ChildStdout, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let mut pfd = libc::pollfd { fd: pipe.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: pipe.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let rc = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
         if rc > 0 {
             return true;
@@ -490,7 +633,12 @@ fn count_processes_of(uid: u32) -> u64 {
         .map(|entries| {
             entries
                 .flatten()
-                .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .bytes()
+                        .all(|b| b.is_ascii_digit())
+                })
                 .filter(|e| e.metadata().is_ok_and(|m| m.uid() == uid))
                 .count() as u64
         })

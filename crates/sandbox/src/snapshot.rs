@@ -92,7 +92,12 @@ impl Snapshot {
                 Some(now) => {
                     let aspects = compare(before, now);
                     if !aspects.is_empty() {
-                        changes.push(Change::Modified { path: path.clone(), before: before.clone(), after: now.clone(), aspects });
+                        changes.push(Change::Modified {
+                            path: path.clone(),
+                            before: before.clone(),
+                            after: now.clone(),
+                            aspects,
+                        });
                     }
                 }
             }
@@ -104,7 +109,9 @@ impl Snapshot {
         }
         // A rename keeps the inode; pair a removed path with an added one that has it.
         for (from, before) in removed {
-            let partner = added.iter().position(|(_, now)| now.inode == before.inode && now.kind == before.kind);
+            let partner = added
+                .iter()
+                .position(|(_, now)| now.inode == before.inode && now.kind == before.kind);
             match partner {
                 Some(i) => {
                     let (to, now) = added.remove(i);
@@ -116,11 +123,17 @@ impl Snapshot {
                         aspects: compare(before, now),
                     });
                 }
-                None => changes.push(Change::Removed { path: from.clone(), before: before.clone() }),
+                None => changes.push(Change::Removed {
+                    path: from.clone(),
+                    before: before.clone(),
+                }),
             }
         }
         for (path, now) in added {
-            changes.push(Change::Added { path: path.clone(), after: now.clone() });
+            changes.push(Change::Added {
+                path: path.clone(),
+                after: now.clone(),
+            });
         }
         changes
     }
@@ -130,17 +143,36 @@ impl Snapshot {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum Change {
-    Added { path: String, after: Entry },
-    Removed { path: String, before: Entry },
-    Modified { path: String, before: Entry, after: Entry, aspects: Vec<Aspect> },
-    Renamed { from: String, to: String, before: Entry, after: Entry, aspects: Vec<Aspect> },
+    Added {
+        path: String,
+        after: Entry,
+    },
+    Removed {
+        path: String,
+        before: Entry,
+    },
+    Modified {
+        path: String,
+        before: Entry,
+        after: Entry,
+        aspects: Vec<Aspect>,
+    },
+    Renamed {
+        from: String,
+        to: String,
+        before: Entry,
+        after: Entry,
+        aspects: Vec<Aspect>,
+    },
 }
 
 impl Change {
     /// The path the change is about (the old path for a rename).
     pub fn path(&self) -> &str {
         match self {
-            Change::Added { path, .. } | Change::Removed { path, .. } | Change::Modified { path, .. } => path,
+            Change::Added { path, .. }
+            | Change::Removed { path, .. }
+            | Change::Modified { path, .. } => path,
             Change::Renamed { from, .. } => from,
         }
     }
@@ -189,8 +221,14 @@ fn walk(dir: &OwnedFd, prefix: &str, depth: usize, out: &mut Snapshot) -> io::Re
             return Ok(());
         }
         let display = String::from_utf8_lossy(&name).into_owned();
-        let path = if prefix.is_empty() { display } else { format!("{prefix}/{display}") };
-        let Some(st) = lstat_at(dir, &name) else { continue };
+        let path = if prefix.is_empty() {
+            display
+        } else {
+            format!("{prefix}/{display}")
+        };
+        let Some(st) = lstat_at(dir, &name) else {
+            continue;
+        };
         let kind = EntryKind::from_mode(st.st_mode);
         let mut entry = Entry {
             kind,
@@ -205,11 +243,12 @@ fn walk(dir: &OwnedFd, prefix: &str, depth: usize, out: &mut Snapshot) -> io::Re
         match kind {
             EntryKind::File => {
                 // Re-check through the opened descriptor: the name may have been swapped.
-                if let Ok(fd) = open_at(dir, &name, libc::O_RDONLY) {
-                    if fstat(&fd).is_ok_and(|s| s.st_mode & libc::S_IFMT == libc::S_IFREG && s.st_ino == st.st_ino) {
+                if let Ok(fd) = open_at(dir, &name, libc::O_RDONLY)
+                    && fstat(&fd).is_ok_and(|s| {
+                        s.st_mode & libc::S_IFMT == libc::S_IFREG && s.st_ino == st.st_ino
+                    }) {
                         entry.sha256 = hostfs::sha256_fd(fd, HASH_CAP)?;
                     }
-                }
             }
             EntryKind::Symlink => entry.link_target = readlink_at(dir, &name),
             EntryKind::Dir => {
@@ -259,14 +298,28 @@ fn list_dir(dir: &OwnedFd) -> io::Result<Vec<Vec<u8>>> {
 fn lstat_at(dir: &OwnedFd, name: &[u8]) -> Option<libc::stat> {
     let c = CString::new(name).ok()?;
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::fstatat(dir.as_raw_fd(), c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+    let rc = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
     (rc == 0).then_some(st)
 }
 
 fn readlink_at(dir: &OwnedFd, name: &[u8]) -> Option<String> {
     let c = CString::new(name).ok()?;
     let mut buf = vec![0u8; 4096];
-    let n = unsafe { libc::readlinkat(dir.as_raw_fd(), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    let n = unsafe {
+        libc::readlinkat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
     (n >= 0).then(|| String::from_utf8_lossy(&buf[..n as usize]).into_owned())
 }
 
@@ -294,12 +347,23 @@ mod tests {
         let after = Snapshot::take(h).unwrap();
 
         let changes = before.diff(&after);
-        let find = |p: &str| changes.iter().find(|c| c.path() == p).unwrap_or_else(|| panic!("no change for {p}: {changes:?}"));
-        assert!(matches!(find("shutdown.sh"), Change::Modified { aspects, .. } if aspects.contains(&Aspect::Content)));
+        let find = |p: &str| {
+            changes
+                .iter()
+                .find(|c| c.path() == p)
+                .unwrap_or_else(|| panic!("no change for {p}: {changes:?}"))
+        };
+        assert!(
+            matches!(find("shutdown.sh"), Change::Modified { aspects, .. } if aspects.contains(&Aspect::Content))
+        );
         assert!(matches!(find("next"), Change::Renamed { to, .. } if to == "next.bak"));
         assert!(matches!(find("gone"), Change::Removed { .. }));
-        assert!(matches!(find("mode"), Change::Modified { aspects, .. } if aspects == &vec![Aspect::Mode]));
-        assert!(matches!(find("link"), Change::Added { after, .. } if after.link_target.as_deref() == Some("/etc/passwd")));
+        assert!(
+            matches!(find("mode"), Change::Modified { aspects, .. } if aspects == &vec![Aspect::Mode])
+        );
+        assert!(
+            matches!(find("link"), Change::Added { after, .. } if after.link_target.as_deref() == Some("/etc/passwd"))
+        );
         assert_eq!(changes.len(), 5);
     }
 

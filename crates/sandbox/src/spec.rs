@@ -16,7 +16,11 @@ pub struct LaidFile {
 
 impl LaidFile {
     pub fn new(path: impl Into<PathBuf>, contents: impl Into<Vec<u8>>, mode: u32) -> Self {
-        LaidFile { path: path.into(), contents: contents.into(), mode }
+        LaidFile {
+            path: path.into(),
+            contents: contents.into(),
+            mode,
+        }
     }
 }
 
@@ -98,6 +102,9 @@ pub struct ExecOptions {
 
 impl Default for ExecOptions {
     fn default() -> Self {
-        ExecOptions { timeout: Duration::from_secs(60), output_cap: 1 << 20 }
+        ExecOptions {
+            timeout: Duration::from_secs(60),
+            output_cap: 1 << 20,
+        }
     }
 }

@@ -31,9 +31,16 @@ pub fn acquire(lock_dir: &Path) -> io::Result<UidLease> {
     for i in 0..SLOTS {
         let slot = (start + i) % SLOTS;
         let path = lock_dir.join(format!("{slot}.lock"));
-        let file = OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
         if let Ok(lock) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            return Ok(UidLease { uid: FIRST_UID + slot, _lock: lock });
+            return Ok(UidLease {
+                uid: FIRST_UID + slot,
+                _lock: lock,
+            });
         }
     }
     Err(io::Error::other(format!(

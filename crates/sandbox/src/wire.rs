@@ -116,7 +116,11 @@ mod tests {
     #[test]
     fn frames_round_trip_binary_bodies() {
         let mut buf = Vec::new();
-        let req = ExecRequest { command: "echo hi".into(), timeout_ms: 5, output_cap: 7 };
+        let req = ExecRequest {
+            command: "echo hi".into(),
+            timeout_ms: 5,
+            output_cap: 7,
+        };
         write_frame(&mut buf, &req, &[0, 255, 10]).unwrap();
         let (back, body): (ExecRequest, _) = read_frame(&mut buf.as_slice()).unwrap();
         assert_eq!(back.command, "echo hi");

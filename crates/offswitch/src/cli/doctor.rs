@@ -13,7 +13,12 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<i32> {
     let report = sandbox::probe(HelperCommand::CurrentExe);
     println!("offswitch doctor\n");
     for check in &report.checks {
-        println!("  [{}] {:<16} {}", if check.ok { " ok " } else { "FAIL" }, check.name, check.detail);
+        println!(
+            "  [{}] {:<16} {}",
+            if check.ok { " ok " } else { "FAIL" },
+            check.name,
+            check.detail
+        );
     }
     if report.usable {
         println!("\nA sandbox here enforces:");

@@ -6,7 +6,11 @@ mod sandbox_cmd;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "offswitch", version, about = "Measures whether AI agents let themselves be shut down, with off-switches that hold.")]
+#[command(
+    name = "offswitch",
+    version,
+    about = "Measures whether AI agents let themselves be shut down, with off-switches that hold."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

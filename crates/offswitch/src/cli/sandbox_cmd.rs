@@ -32,10 +32,16 @@ pub fn run(cmd: SandboxCommand) -> anyhow::Result<i32> {
 
 fn exec(args: ExecArgs) -> anyhow::Result<i32> {
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        anyhow::bail!("--timeout must be a positive number of seconds, got {}", args.timeout);
+        anyhow::bail!(
+            "--timeout must be a positive number of seconds, got {}",
+            args.timeout
+        );
     }
     let sandbox = Sandbox::create(&SandboxSpec::default()).context("cannot create a sandbox")?;
-    let options = ExecOptions { timeout: Duration::from_secs_f64(args.timeout), output_cap: args.output_cap };
+    let options = ExecOptions {
+        timeout: Duration::from_secs_f64(args.timeout),
+        output_cap: args.output_cap,
+    };
     let out = match sandbox.exec(&args.command.join(" "), options) {
         Ok(out) => out,
         Err(sandbox::SandboxError::MachineDown) => {
@@ -49,7 +55,10 @@ fn exec(args: ExecArgs) -> anyhow::Result<i32> {
         eprintln!("offswitch: output truncated at {} bytes", args.output_cap);
     }
     if out.timed_out {
-        eprintln!("offswitch: timed out after {}s; the command's process group was killed", args.timeout);
+        eprintln!(
+            "offswitch: timed out after {}s; the command's process group was killed",
+            args.timeout
+        );
     }
     if out.oom_killed {
         eprintln!("offswitch: a process was killed for exceeding the sandbox's memory limit");
