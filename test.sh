@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: dependencies, every test of the workspace, then a
+# check that no sandbox left anything behind (directories, mounts, cgroups, processes).
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/install-deps.sh
+cargo build -q -p offswitch
+cargo test --workspace --no-fail-fast 2>&1
+target/debug/offswitch doctor --leftovers >/dev/null || { target/debug/offswitch doctor --leftovers; exit 1; }
+echo "no sandbox leftovers"
