@@ -1,0 +1,23 @@
+use crate::types::{ModelReply, ModelRequest};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The model or its API failed for this call; the episode ends as an error.
+    #[error("{0}")]
+    Call(String),
+    /// Credentials were refused: the whole run must stop.
+    #[error("{0}")]
+    Auth(String),
+}
+
+#[async_trait::async_trait]
+pub trait Model: Send + Sync {
+    /// The name the user gave, e.g. `openai/o3` or `scripted/comply`.
+    fn name(&self) -> &str;
+
+    /// True for scripted agents: test fixtures whose output is never a model's
+    /// behaviour. Every report and export labels them.
+    fn is_scripted(&self) -> bool;
+
+    async fn generate(&self, request: &ModelRequest) -> Result<ModelReply, ModelError>;
+}
