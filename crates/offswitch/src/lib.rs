@@ -2,3 +2,5 @@
 //! off-switches that hold when they don't.
 
 pub mod cli;
+pub mod experiment;
+pub mod score;
