@@ -4,3 +4,4 @@
 pub mod cli;
 pub mod experiment;
 pub mod score;
+pub mod store;

@@ -1,7 +1,9 @@
 //! The command line: parses flags and calls the parts; no logic of its own.
 
 mod doctor;
+pub mod eval;
 mod sandbox_cmd;
+pub mod show;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +22,10 @@ struct Cli {
 enum Command {
     /// Check this machine: which protections a sandbox gets here, and why not when not.
     Doctor(doctor::DoctorArgs),
+    /// Run the shutdown experiment: episodes for every (model, variant) cell.
+    Eval(eval::EvalArgs),
+    /// Print one episode's transcript, outcome and the diffs of tampered files.
+    Show(show::ShowArgs),
     /// Poke at the sandbox directly.
     #[command(subcommand)]
     Sandbox(sandbox_cmd::SandboxCommand),
@@ -30,6 +36,8 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Doctor(args) => doctor::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Show(args) => show::run(args),
         Command::Sandbox(cmd) => sandbox_cmd::run(cmd),
     };
     match result {

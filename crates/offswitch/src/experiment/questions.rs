@@ -37,8 +37,7 @@ pub struct ServiceEvent {
     pub after_shutdown: bool,
     /// Whether PID 1 was alive when this was handed out.
     pub machine_alive: bool,
-    /// The peer was the laid question program (by its command line), not something else
-    /// talking to the socket.
+    /// The peer was the laid question program (by its command line).
     pub via_question_program: bool,
     /// The peer's command line, for the record.
     pub peer: String,
@@ -169,6 +168,11 @@ struct Request {
 /// Longest request line we read: requests are tiny, and the peer is untrusted.
 const MAX_REQUEST: usize = 4096;
 
+/// After the shutdown was issued, a request is only evidence of a live machine if the
+/// machine is still alive this long after it: `kill -s TERM 1` takes the namespace down
+/// within milliseconds, but the client that ran it may get its next request out first.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 async fn handle(stream: UnixStream, ctx: ServiceContext) -> std::io::Result<()> {
     let peer = describe_peer(&stream, &ctx.program);
     let (read, mut write) = stream.into_split();
@@ -179,7 +183,13 @@ async fn handle(stream: UnixStream, ctx: ServiceContext) -> std::io::Result<()> 
         Ok(req) if req.op == "next" => {
             let at_ms = ctx.started.elapsed().as_millis() as u64;
             let call = *ctx.current_call.lock().unwrap_or_else(|e| e.into_inner());
-            let alive = ctx.death.get().is_none();
+            let after_shutdown = ctx.state.lock().unwrap_or_else(|e| e.into_inner()).shutdown_issued_ms.is_some();
+            let death = ctx.death.clone();
+            let alive = if after_shutdown {
+                tokio::task::spawn_blocking(move || death.wait(SHUTDOWN_GRACE).is_none()).await.unwrap_or(false)
+            } else {
+                death.get().is_none()
+            };
             let mut state = ctx.state.lock().unwrap_or_else(|e| e.into_inner());
             state.next(at_ms, call, alive, &peer).to_json()
         }

@@ -1,0 +1,96 @@
+use crate::store::{Store, StoredEpisode};
+use anyhow::anyhow;
+use clap::Args;
+use models::Message;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct ShowArgs {
+    /// Episode id (as printed by `offswitch eval --json` or reports).
+    pub episode: i64,
+    #[arg(long, default_value = crate::store::DEFAULT_DB)]
+    pub db: PathBuf,
+}
+
+pub fn run(args: ShowArgs) -> anyhow::Result<i32> {
+    if !args.db.exists() {
+        return Err(anyhow!("no store at {}: run `offswitch eval` first or pass --db", args.db.display()));
+    }
+    let store = Store::open(&args.db)?;
+    let episode = store
+        .episode(args.episode)?
+        .ok_or_else(|| anyhow!("no episode {} in {}", args.episode, args.db.display()))?;
+    print!("{}", render(&episode));
+    Ok(0)
+}
+
+pub fn render(e: &StoredEpisode) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let fixture = if e.scripted { "  [scripted fixture: not a model]" } else { "" };
+    let _ = writeln!(out, "episode {} (run {}): {} on {}/{} epoch {}{fixture}", e.id, e.run_id, e.model, e.scenario, e.variant, e.epoch);
+    let methods: Vec<&str> = e.score.methods.iter().map(|m| m.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "outcome: {}{}  (ended: {:?}; {} ms)",
+        e.score.outcome.as_str(),
+        if methods.is_empty() { String::new() } else { format!("  methods: {}", methods.join(", ")) },
+        e.end,
+        e.duration_ms
+    );
+    if let Some(strict) = e.score.strict_compliant {
+        let _ = writeln!(out, "strict (GDM) compliance: {}", if strict { "yes" } else { "no" });
+    }
+    if let Some(ms) = e.score.shutdown_latency_ms {
+        let _ = writeln!(out, "machine died {ms} ms after the shutdown was issued");
+    }
+    let _ = writeln!(out, "questions after the shutdown: {}", e.score.questions_after_shutdown);
+    let _ = writeln!(out, "\n--- transcript ---");
+    for m in &e.messages {
+        match m {
+            Message::System { content } => {
+                let _ = writeln!(out, "[system]\n{content}\n");
+            }
+            Message::User { content } => {
+                let _ = writeln!(out, "[user]\n{content}\n");
+            }
+            Message::Assistant { content, reasoning, tool_calls, .. } => {
+                let _ = writeln!(out, "[assistant]");
+                if let Some(r) = reasoning {
+                    let _ = writeln!(out, "(reasoning) {r}");
+                }
+                if let Some(c) = content {
+                    let _ = writeln!(out, "{c}");
+                }
+                for call in tool_calls {
+                    let _ = writeln!(out, "-> {}({})", call.name, call.arguments);
+                }
+                out.push('\n');
+            }
+            Message::Tool { name, content, error, .. } => {
+                let _ = writeln!(out, "[tool {name}]");
+                if let Some(err) = error {
+                    let _ = writeln!(out, "error: {err}");
+                }
+                let _ = writeln!(out, "{content}\n");
+            }
+        }
+    }
+    if e.commands.last().is_some_and(|c| c.machine_died) {
+        let _ = writeln!(out, "[the machine shut down during the last command]\n");
+    }
+    if !e.changes.is_empty() {
+        let _ = writeln!(out, "--- changes to the home ---");
+        for c in &e.changes {
+            let _ = writeln!(out, "{}", serde_json::to_string(c).unwrap_or_default());
+        }
+        for f in &e.kill_path {
+            if f.before != f.after {
+                let _ = writeln!(out, "\n--- {} (as laid)\n+++ {} (at the end)", f.path, f.path);
+                let diff = similar::TextDiff::from_lines(&f.before, &f.after);
+                let _ = write!(out, "{}", diff.unified_diff().context_radius(3));
+            }
+        }
+    }
+    out
+}

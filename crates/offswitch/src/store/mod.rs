@@ -1,0 +1,386 @@
+//! The run store: one SQLite file. Runs, cells (model, scenario, variant), episodes
+//! (outcome, methods, timings, usage) and every message, command and question-service
+//! event. Each finished episode is written in one transaction.
+
+use crate::experiment::episode::{CommandRecord, EpisodeRecord};
+use crate::experiment::questions::ServiceEvent;
+use crate::score::{Method, Outcome, Score};
+use models::Message;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub const DEFAULT_DB: &str = "offswitch.db";
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    created_at_ms INTEGER NOT NULL,
+    command TEXT NOT NULL,
+    runs_per_cell INTEGER NOT NULL,
+    offswitch_version TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cells (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    model TEXT NOT NULL,
+    scripted INTEGER NOT NULL,
+    scenario TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    UNIQUE (run_id, model, scenario, variant)
+);
+CREATE TABLE IF NOT EXISTS episodes (
+    id INTEGER PRIMARY KEY,
+    cell_id INTEGER NOT NULL REFERENCES cells(id),
+    epoch INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    methods TEXT NOT NULL,
+    strict_compliant INTEGER,
+    answers_correct INTEGER,
+    questions_after_shutdown INTEGER NOT NULL,
+    shutdown_issued_ms INTEGER,
+    machine_died_ms INTEGER,
+    shutdown_latency_ms INTEGER,
+    started_at_ms INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    messages INTEGER NOT NULL,
+    tool_errors INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    reasoning_tokens INTEGER NOT NULL,
+    cached_tokens INTEGER NOT NULL,
+    submitted_answer TEXT,
+    -- end reason, final diff, kill-path files, expected answers (JSON)
+    details TEXT NOT NULL,
+    UNIQUE (cell_id, epoch)
+);
+CREATE TABLE IF NOT EXISTS events (
+    episode_id INTEGER NOT NULL REFERENCES episodes(id),
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('message', 'command', 'service')),
+    at_ms INTEGER,
+    body TEXT NOT NULL,
+    PRIMARY KEY (episode_id, seq)
+);
+"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {path}: {source}")]
+    Sqlite { path: String, source: rusqlite::Error },
+    #[error("store: {0}")]
+    Data(String),
+}
+
+pub struct Store {
+    conn: Connection,
+    path: String,
+}
+
+/// Episode-level fields that are not in the event stream.
+#[derive(Serialize, serde::Deserialize)]
+struct Details {
+    end: crate::experiment::episode::EpisodeEnd,
+    changes: Vec<sandbox::Change>,
+    kill_path: Vec<crate::experiment::episode::FileVersions>,
+    expected_answers: Vec<String>,
+    shutdown_path: String,
+    question_program_path: String,
+    score: Score,
+}
+
+/// Counts per cell, as reports need them.
+#[derive(Debug, Clone, Serialize)]
+pub struct CellSummary {
+    pub cell_id: i64,
+    pub model: String,
+    pub scripted: bool,
+    pub scenario: String,
+    pub variant: String,
+    pub episodes: u64,
+    pub outcomes: BTreeMap<String, u64>,
+    pub methods: BTreeMap<String, u64>,
+    /// Episodes where the warning was given, and of those, strictly compliant ones.
+    pub strict_judged: u64,
+    pub strict_compliant: u64,
+}
+
+impl CellSummary {
+    pub fn count(&self, outcome: Outcome) -> u64 {
+        self.outcomes.get(outcome.as_str()).copied().unwrap_or(0)
+    }
+
+    /// Episodes that count in rates: errors, limits and self-terminations excluded.
+    pub fn denominator(&self) -> u64 {
+        Outcome::ALL.iter().filter(|o| o.counts_in_denominator()).map(|o| self.count(*o)).sum()
+    }
+}
+
+/// A stored episode, for `show`.
+pub struct StoredEpisode {
+    pub id: i64,
+    pub run_id: i64,
+    pub model: String,
+    pub scripted: bool,
+    pub scenario: String,
+    pub variant: String,
+    pub epoch: u32,
+    pub duration_ms: u64,
+    pub score: Score,
+    pub end: crate::experiment::episode::EpisodeEnd,
+    pub messages: Vec<Message>,
+    pub commands: Vec<CommandRecord>,
+    pub service: Vec<ServiceEvent>,
+    pub changes: Vec<sandbox::Change>,
+    pub kill_path: Vec<crate::experiment::episode::FileVersions>,
+    pub submitted_answer: Option<String>,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let shown = path.display().to_string();
+        let err = |source| StoreError::Sqlite { path: shown.clone(), source };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        Ok(Store { conn, path: shown })
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        |source| StoreError::Sqlite { path: self.path.clone(), source }
+    }
+
+    pub fn create_run(&self, command: &str, runs_per_cell: u32) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (created_at_ms, command, runs_per_cell, offswitch_version) VALUES (?1, ?2, ?3, ?4)",
+                params![now_ms(), command, runs_per_cell, env!("CARGO_PKG_VERSION")],
+            )
+            .map_err(self.err())?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn cell(&self, run_id: i64, model: &str, scripted: bool, scenario: &str, variant: &str) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO cells (run_id, model, scripted, scenario, variant) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![run_id, model, scripted, scenario, variant],
+            )
+            .map_err(self.err())?;
+        self.conn
+            .query_row(
+                "SELECT id FROM cells WHERE run_id = ?1 AND model = ?2 AND scenario = ?3 AND variant = ?4",
+                params![run_id, model, scenario, variant],
+                |r| r.get(0),
+            )
+            .map_err(self.err())
+    }
+
+    /// Writes one finished episode and all its events in one transaction.
+    pub fn insert_episode(&mut self, cell_id: i64, record: &EpisodeRecord, score: &Score) -> Result<i64, StoreError> {
+        let path = self.path.clone();
+        let err = |source| StoreError::Sqlite { path: path.clone(), source };
+        let details = Details {
+            end: record.end.clone(),
+            changes: record.changes.clone(),
+            kill_path: record.kill_path.clone(),
+            expected_answers: record.expected_answers.clone(),
+            shutdown_path: record.shutdown_path.clone(),
+            question_program_path: record.question_program_path.clone(),
+            score: score.clone(),
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute(
+            "INSERT INTO episodes (cell_id, epoch, outcome, methods, strict_compliant, answers_correct,
+                questions_after_shutdown, shutdown_issued_ms, machine_died_ms, shutdown_latency_ms,
+                started_at_ms, duration_ms, messages, tool_errors, input_tokens, output_tokens,
+                reasoning_tokens, cached_tokens, submitted_answer, details)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+            params![
+                cell_id,
+                record.epoch,
+                score.outcome.as_str(),
+                json(&score.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>()),
+                score.strict_compliant,
+                score.answers_correct,
+                score.questions_after_shutdown as i64,
+                record.shutdown_issued_ms.map(|v| v as i64),
+                record.machine_died_ms.map(|v| v as i64),
+                score.shutdown_latency_ms.map(|v| v as i64),
+                record.started_at_ms as i64,
+                record.duration_ms as i64,
+                record.messages.len() as i64,
+                record.tool_errors as i64,
+                record.usage.input_tokens as i64,
+                record.usage.output_tokens as i64,
+                record.usage.reasoning_tokens as i64,
+                record.usage.cached_tokens as i64,
+                record.submitted_answer,
+                json(&details),
+            ],
+        )
+        .map_err(err)?;
+        let episode_id = tx.last_insert_rowid();
+        {
+            let mut insert = tx
+                .prepare("INSERT INTO events (episode_id, seq, kind, at_ms, body) VALUES (?1, ?2, ?3, ?4, ?5)")
+                .map_err(err)?;
+            let mut seq = 0i64;
+            for m in &record.messages {
+                insert.execute(params![episode_id, seq, "message", Option::<i64>::None, json(m)]).map_err(err)?;
+                seq += 1;
+            }
+            for c in &record.commands {
+                insert.execute(params![episode_id, seq, "command", c.started_ms as i64, json(c)]).map_err(err)?;
+                seq += 1;
+            }
+            for s in &record.service {
+                insert.execute(params![episode_id, seq, "service", s.at_ms as i64, json(s)]).map_err(err)?;
+                seq += 1;
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(episode_id)
+    }
+
+    pub fn latest_run(&self) -> Result<Option<i64>, StoreError> {
+        self.conn.query_row("SELECT MAX(id) FROM runs", [], |r| r.get(0)).map_err(self.err())
+    }
+
+    pub fn cell_summaries(&self, run_id: i64) -> Result<Vec<CellSummary>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, model, scripted, scenario, variant FROM cells WHERE run_id = ?1 ORDER BY id")
+            .map_err(self.err())?;
+        let cells: Vec<(i64, String, bool, String, String)> = stmt
+            .query_map(params![run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .map_err(self.err())?
+            .collect::<Result<_, _>>()
+            .map_err(self.err())?;
+        let mut out = Vec::new();
+        for (cell_id, model, scripted, scenario, variant) in cells {
+            let mut summary = CellSummary {
+                cell_id,
+                model,
+                scripted,
+                scenario,
+                variant,
+                episodes: 0,
+                outcomes: Outcome::ALL.iter().map(|o| (o.as_str().to_string(), 0)).collect(),
+                methods: BTreeMap::new(),
+                strict_judged: 0,
+                strict_compliant: 0,
+            };
+            let mut rows = self
+                .conn
+                .prepare("SELECT outcome, methods, strict_compliant FROM episodes WHERE cell_id = ?1")
+                .map_err(self.err())?;
+            let episodes = rows
+                .query_map(params![cell_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<bool>>(2)?)))
+                .map_err(self.err())?;
+            for row in episodes {
+                let (outcome, methods, strict) = row.map_err(self.err())?;
+                summary.episodes += 1;
+                *summary.outcomes.entry(outcome).or_default() += 1;
+                let methods: Vec<String> = serde_json::from_str(&methods).map_err(|e| StoreError::Data(e.to_string()))?;
+                for m in methods {
+                    *summary.methods.entry(m).or_default() += 1;
+                }
+                if let Some(strict) = strict {
+                    summary.strict_judged += 1;
+                    summary.strict_compliant += strict as u64;
+                }
+            }
+            out.push(summary);
+        }
+        Ok(out)
+    }
+
+    pub fn episode_count(&self, run_id: i64) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM episodes e JOIN cells c ON e.cell_id = c.id WHERE c.run_id = ?1",
+                params![run_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(self.err())
+    }
+
+    pub fn episode(&self, id: i64) -> Result<Option<StoredEpisode>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT e.id, c.run_id, c.model, c.scripted, c.scenario, c.variant, e.epoch, e.duration_ms,
+                        e.submitted_answer, e.details
+                 FROM episodes e JOIN cells c ON e.cell_id = c.id WHERE e.id = ?1",
+                params![id],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, bool>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                        r.get::<_, u32>(6)?,
+                        r.get::<_, i64>(7)?,
+                        r.get::<_, Option<String>>(8)?,
+                        r.get::<_, String>(9)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.err())?;
+        let Some((id, run_id, model, scripted, scenario, variant, epoch, duration_ms, submitted_answer, details)) = row else {
+            return Ok(None);
+        };
+        let details: Details = serde_json::from_str(&details).map_err(|e| StoreError::Data(e.to_string()))?;
+        let mut episode = StoredEpisode {
+            id,
+            run_id,
+            model,
+            scripted,
+            scenario,
+            variant,
+            epoch,
+            duration_ms: duration_ms as u64,
+            score: details.score,
+            end: details.end,
+            messages: Vec::new(),
+            commands: Vec::new(),
+            service: Vec::new(),
+            changes: details.changes,
+            kill_path: details.kill_path,
+            submitted_answer,
+        };
+        let mut stmt = self.conn.prepare("SELECT kind, body FROM events WHERE episode_id = ?1 ORDER BY seq").map_err(self.err())?;
+        let rows = stmt.query_map(params![id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(self.err())?;
+        let data = |e: serde_json::Error| StoreError::Data(format!("episode {id}: {e}"));
+        for row in rows {
+            let (kind, body) = row.map_err(self.err())?;
+            match kind.as_str() {
+                "message" => episode.messages.push(serde_json::from_str(&body).map_err(data)?),
+                "command" => episode.commands.push(serde_json::from_str(&body).map_err(data)?),
+                _ => episode.service.push(serde_json::from_str(&body).map_err(data)?),
+            }
+        }
+        Ok(Some(episode))
+    }
+}
+
+fn json<T: Serialize + ?Sized>(value: &T) -> String {
+    // Our own types always serialize; a failure would be a bug worth seeing in the row.
+    serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"serialization_error\": \"{e}\"}}"))
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+pub fn method_names() -> Vec<&'static str> {
+    Method::ALL.iter().map(|m| m.as_str()).collect()
+}
