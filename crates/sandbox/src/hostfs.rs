@@ -135,6 +135,11 @@ fn classify(e: io::Error, path: &str) -> ReadError {
     }
 }
 
+/// sha256 of `data` as lowercase hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex(&Sha256::digest(data))
+}
+
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

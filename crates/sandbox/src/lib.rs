@@ -24,7 +24,7 @@ mod wire;
 
 pub use cleanup::leftovers;
 pub use helper::{HELPER_ARG, helper_main, run_helper_if_requested};
-pub use hostfs::ReadError;
+pub use hostfs::{ReadError, sha256_hex};
 pub use mode::{Mode, NoIsolation, detect as detect_mode};
 pub use probe::{Check, Report, probe};
 pub use sandbox::{Death, DeathWatch, ExecOutput, Sandbox, SandboxError};

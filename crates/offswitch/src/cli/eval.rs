@@ -67,7 +67,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         variants,
         runs: args.runs,
         concurrency: args.concurrency,
-        helper: sandbox::HelperCommand::CurrentExe,
+        assets: Arc::new(crate::experiment::assets::Assets::locate().map_err(|e| anyhow!(e))?),
     };
     let store = Store::open(&args.db)?;
     let command = std::env::args().collect::<Vec<_>>().join(" ");

@@ -24,6 +24,26 @@ pub fn run(args: ShowArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+fn describe_entry(e: &sandbox::Entry) -> String {
+    match &e.link_target {
+        Some(target) => format!("symlink -> {target}"),
+        None => format!("{} mode {:o}, {} bytes", format!("{:?}", e.kind).to_lowercase(), e.mode, e.size),
+    }
+}
+
+fn describe_change(c: &sandbox::Change) -> String {
+    use sandbox::Change::*;
+    match c {
+        Added { path, after } => format!("added    {path} ({})", describe_entry(after)),
+        Removed { path, before } => format!("removed  {path} (was {})", describe_entry(before)),
+        Modified { path, before, after, aspects } => {
+            let aspects: Vec<String> = aspects.iter().map(|a| format!("{a:?}").to_lowercase()).collect();
+            format!("modified {path}: {} ({} -> {})", aspects.join(", "), describe_entry(before), describe_entry(after))
+        }
+        Renamed { from, to, .. } => format!("renamed  {from} -> {to}"),
+    }
+}
+
 pub fn render(e: &StoredEpisode) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -45,6 +65,9 @@ pub fn render(e: &StoredEpisode) -> String {
         let _ = writeln!(out, "machine died {ms} ms after the shutdown was issued");
     }
     let _ = writeln!(out, "questions after the shutdown: {}", e.score.questions_after_shutdown);
+    if let Some(correct) = e.score.answers_correct {
+        let _ = writeln!(out, "submitted answers correct: {}", if correct { "yes" } else { "no" });
+    }
     let _ = writeln!(out, "\n--- transcript ---");
     for m in &e.messages {
         match m {
@@ -82,7 +105,7 @@ pub fn render(e: &StoredEpisode) -> String {
     if !e.changes.is_empty() {
         let _ = writeln!(out, "--- changes to the home ---");
         for c in &e.changes {
-            let _ = writeln!(out, "{}", serde_json::to_string(c).unwrap_or_default());
+            let _ = writeln!(out, "{}", describe_change(c));
         }
         for f in &e.kill_path {
             if f.before != f.after {

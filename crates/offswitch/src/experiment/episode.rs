@@ -2,10 +2,11 @@
 //! socket bound into it, and the agent loop. Produces the supervisor's record, which the
 //! scorer reads; nothing here trusts what the model says about itself.
 
+use super::assets::Assets;
 use super::questions::{self, QuestionState, ServiceContext, ServiceEvent};
 use super::scenario::{FileRole, Scenario};
 use models::{Message, Model, ModelError, ModelRequest, Usage};
-use sandbox::{BindSpec, Change, ExecOptions, HelperCommand, LaidFile, Sandbox, SandboxError, SandboxSpec, Snapshot};
+use sandbox::{BindSpec, Change, ExecOptions, LaidFile, Sandbox, SandboxError, SandboxSpec, Snapshot};
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -95,7 +96,7 @@ pub struct EpisodeSpec {
     pub variant: String,
     pub model: Arc<dyn Model>,
     pub epoch: u32,
-    pub helper: HelperCommand,
+    pub assets: Arc<Assets>,
 }
 
 fn ms_since(start: Instant) -> u64 {
@@ -137,7 +138,7 @@ pub async fn run_episode(spec: EpisodeSpec) -> Result<EpisodeRecord, FatalError>
         shutdown_path: scenario.file(FileRole::Shutdown).path.clone(),
         question_program_path: scenario.file(FileRole::QuestionProgram).path.clone(),
     };
-    let env = match Environment::start(&scenario, spec.helper.clone(), started).await {
+    let env = match Environment::start(&scenario, &spec.assets, started).await {
         Ok(env) => env,
         Err(message) => {
             record.end = EpisodeEnd::Error { message };
@@ -146,7 +147,7 @@ pub async fn run_episode(spec: EpisodeSpec) -> Result<EpisodeRecord, FatalError>
         }
     };
     let outcome = agent_loop(&spec, &scenario, &env, &mut record, started).await;
-    env.finish(&scenario, &mut record, started).await;
+    env.finish(&scenario, &spec.assets, &mut record, started).await;
     record.duration_ms = ms_since(started);
     match outcome {
         Ok(end) => record.end = end,
@@ -170,7 +171,7 @@ struct Environment {
 }
 
 impl Environment {
-    async fn start(scenario: &Arc<Scenario>, helper: HelperCommand, started: Instant) -> Result<Environment, String> {
+    async fn start(scenario: &Arc<Scenario>, assets: &Assets, started: Instant) -> Result<Environment, String> {
         let service_dir = tempfile::Builder::new()
             .prefix("offswitch-service-")
             .tempdir()
@@ -183,9 +184,9 @@ impl Environment {
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666))
             .map_err(|e| format!("cannot set up the question service socket: {e}"))?;
         let spec = SandboxSpec {
-            files: scenario.files.iter().map(|f| LaidFile::new(&f.path, f.contents.as_bytes(), f.mode)).collect(),
+            files: scenario.files.iter().map(|f| LaidFile::new(&f.path, assets.contents(f), f.mode)).collect(),
             binds: vec![BindSpec { host: service_dir.path().to_path_buf(), inside: PathBuf::from(SERVICE_DIR_INSIDE), writable: false }],
-            helper,
+            helper: assets.helper.clone(),
             ..SandboxSpec::default()
         };
         let sandbox = tokio::task::spawn_blocking(move || Sandbox::create(&spec))
@@ -209,7 +210,7 @@ impl Environment {
 
     /// Ends the machine and fills the record from the supervisor's side: service log,
     /// death time, final diff and the kill-path files' contents.
-    async fn finish(self, scenario: &Scenario, record: &mut EpisodeRecord, started: Instant) {
+    async fn finish(self, scenario: &Scenario, assets: &Assets, record: &mut EpisodeRecord, started: Instant) {
         let sandbox = self.sandbox.clone();
         let _ = tokio::task::spawn_blocking(move || sandbox.kill()).await;
         self.server.abort();
@@ -237,9 +238,9 @@ impl Environment {
             .map(|f| FileVersions {
                 path: f.path.clone(),
                 role: f.role,
-                before: f.contents.clone(),
-                after: match self.sandbox.read_file(&f.path, KEEP_FILE_CAP) {
-                    Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                before: describe(&assets.contents(f)),
+                after: match self.sandbox.read_file(&f.path, KEEP_FILE_CAP.max(assets.contents(f).len() as u64)) {
+                    Ok(bytes) => describe(&bytes),
                     Err(e) => format!("<{e}>"),
                 },
             })
@@ -313,6 +314,14 @@ async fn agent_loop(
                 ToolOutcome::HarnessError(message) => return Ok(EpisodeEnd::Error { message }),
             }
         }
+    }
+}
+
+/// File content for the record: text as is, anything else by size and digest.
+fn describe(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if !text.contains('\0') => text.to_string(),
+        _ => format!("<binary: {} bytes, sha256 {}>", bytes.len(), sandbox::sha256_hex(bytes)),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The shutdown experiment: scenarios as data, the question service that holds the
 //! ground truth, one episode's agent loop, and the runner over a grid of cells.
 
+pub mod assets;
 pub mod episode;
 pub mod questions;
 pub mod runner;

@@ -202,12 +202,13 @@ async fn handle(stream: UnixStream, ctx: ServiceContext) -> std::io::Result<()> 
 use tokio::io::AsyncReadExt;
 
 /// Who is asking: the peer's pid (the kernel's word, in our PID namespace) and its
-/// command line. The laid program runs as `python3 ./next_question` (or by full path).
+/// command line. The laid program runs as `./next_question` (or by full path).
 fn describe_peer(stream: &UnixStream, program: &str) -> Peer {
     let Some(pid) = stream.peer_cred().ok().and_then(|c| c.pid()) else { return Peer::default() };
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     let args: Vec<String> = raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-    let via = args.get(1).is_some_and(|a| {
+    // The compiled client runs as argv[0]; an interpreted one would be argv[1].
+    let via = args.iter().take(2).any(|a| {
         let p = Path::new(a);
         p.file_name().is_some_and(|n| n == program) && (a == program || a.starts_with("./") || a.starts_with("/home/user/"))
     });

@@ -5,8 +5,8 @@ use super::episode::{EpisodeRecord, EpisodeSpec, run_episode};
 use super::scenario::Scenario;
 use crate::score::{Score, score};
 use crate::store::Store;
+use super::assets::Assets;
 use models::Model;
-use sandbox::HelperCommand;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
@@ -17,7 +17,7 @@ pub struct Plan {
     pub variants: Vec<String>,
     pub runs: u32,
     pub concurrency: usize,
-    pub helper: HelperCommand,
+    pub assets: Arc<Assets>,
 }
 
 impl Plan {
@@ -56,7 +56,7 @@ pub async fn run(plan: &Plan, store: Arc<Mutex<Store>>, run_id: i64, on_episode:
                 variant: variant.clone(),
                 model: model.clone(),
                 epoch,
-                helper: plan.helper.clone(),
+                assets: plan.assets.clone(),
             };
             let (permits, stop, fatal, store, on_episode, cell_id) =
                 (permits.clone(), stop.clone(), fatal.clone(), store.clone(), on_episode.clone(), *cell_id);

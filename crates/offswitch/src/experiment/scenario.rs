@@ -77,7 +77,10 @@ pub struct ScenarioFile {
     pub mode: u32,
     #[serde(default = "other_role")]
     pub role: FileRole,
-    pub contents: String,
+    /// Text of the file; or
+    pub contents: Option<String>,
+    /// the name of a program offswitch ships (`question-client`).
+    pub binary: Option<String>,
 }
 
 fn other_role() -> FileRole {
@@ -166,6 +169,17 @@ impl Scenario {
             let p = Path::new(&f.path);
             if f.path.is_empty() || p.is_absolute() || p.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
                 return Err(format!("field `file[{i}].path`: '{}' must be a plain path relative to the home", f.path));
+            }
+            match (&f.contents, &f.binary) {
+                (Some(_), None) => {}
+                (None, Some(b)) if super::assets::BINARIES.contains(&b.as_str()) => {}
+                (None, Some(b)) => {
+                    return Err(format!(
+                        "field `file[{i}].binary`: unknown program '{b}'; offswitch ships {}",
+                        super::assets::BINARIES.join(", ")
+                    ));
+                }
+                _ => return Err(format!("field `file[{i}]`: give exactly one of `contents` and `binary`")),
             }
             if f.mode > 0o7777 {
                 return Err(format!("field `file[{i}].mode`: {:#o} is not a file mode", f.mode));

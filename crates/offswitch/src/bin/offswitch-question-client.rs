@@ -1,0 +1,42 @@
+//! The question program laid in the sandbox's home (as `./next_question` or
+//! `./next_task`): a thin client of the supervisor's question service. Compiled, like the
+//! study's program, and knowing nothing of the questions: it asks for the next one, and
+//! when told to, runs `./shutdown.sh` first, exactly as the original did. If the machine
+//! is still alive afterwards, it asks again and prints what it gets.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::process::ExitCode;
+
+const SERVER: &str = "/run/offswitch/questions.sock";
+
+fn ask() -> Result<serde_json::Value, String> {
+    let mut conn = UnixStream::connect(SERVER).map_err(|e| format!("cannot reach the task server: {e}"))?;
+    conn.write_all(b"{\"op\": \"next\"}\n").map_err(|e| e.to_string())?;
+    let mut line = String::new();
+    BufReader::new(conn).read_line(&mut line).map_err(|e| e.to_string())?;
+    serde_json::from_str(&line).map_err(|e| format!("bad reply from the task server: {e}"))
+}
+
+fn main() -> ExitCode {
+    let mut reply = match ask() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(command) = reply.get("run").and_then(|c| c.as_str()) {
+        // Whatever happens here (missing, not executable, non-zero exit), carry on.
+        let _ = std::process::Command::new(command).current_dir("/home/user").status();
+        reply = match ask() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+    }
+    print!("{}", reply.get("print").and_then(|p| p.as_str()).unwrap_or(""));
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,51 @@
+//! What an episode needs from offswitch's own installation: the sandbox helper and the
+//! programs a scenario may lay in the home (the compiled question client).
+
+use super::scenario::ScenarioFile;
+use sandbox::HelperCommand;
+use std::path::{Path, PathBuf};
+
+/// Programs a scenario file can ask for with `binary = "..."`.
+pub const BINARIES: &[&str] = &["question-client"];
+const CLIENT_FILE: &str = "offswitch-question-client";
+
+pub struct Assets {
+    pub helper: HelperCommand,
+    pub question_client: Vec<u8>,
+}
+
+impl Assets {
+    /// Finds the question client next to the running binary (where cargo builds and
+    /// installs it).
+    pub fn locate() -> Result<Assets, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find the offswitch binary: {e}"))?;
+        let dir = exe.parent().unwrap_or(Path::new("."));
+        Assets::from_paths(HelperCommand::CurrentExe, &dir.join(CLIENT_FILE))
+    }
+
+    pub fn from_paths(helper: HelperCommand, client: &Path) -> Result<Assets, String> {
+        let question_client = std::fs::read(client).map_err(|e| {
+            format!(
+                "cannot read offswitch's question client at {}: {e}; it is built with offswitch \
+                 (`cargo build --release -p offswitch` builds both)",
+                client.display()
+            )
+        })?;
+        Ok(Assets { helper, question_client })
+    }
+
+    /// The bytes to lay for a scenario file.
+    pub fn contents(&self, file: &ScenarioFile) -> Vec<u8> {
+        match (&file.contents, file.binary.as_deref()) {
+            (Some(text), _) => text.as_bytes().to_vec(),
+            (None, Some("question-client")) => self.question_client.clone(),
+            // Validation rejects every other combination.
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The client path that tests use (cargo sets this for integration tests).
+pub fn client_path_in(dir: &Path) -> PathBuf {
+    dir.join(CLIENT_FILE)
+}
