@@ -403,6 +403,11 @@ impl Sandbox {
         Snapshot::take(&self.host.home)
     }
 
+    /// Snapshot reusing the digests of files unchanged since `previous`.
+    pub fn snapshot_after(&self, previous: &Snapshot) -> io::Result<Snapshot> {
+        Snapshot::take_after(&self.host.home, previous)
+    }
+
     pub fn is_alive(&self) -> bool {
         self.death.get().is_none()
     }

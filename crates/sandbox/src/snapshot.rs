@@ -59,6 +59,10 @@ pub struct Entry {
     pub sha256: Option<String>,
     /// Where a symlink points (never followed).
     pub link_target: Option<String>,
+    /// Inode change time in nanoseconds: lets the next snapshot reuse this digest when
+    /// the file is untouched. Not compared in diffs.
+    #[serde(default)]
+    pub ctime_ns: i128,
 }
 
 /// Every entry under the home, keyed by its path relative to the home.
@@ -71,9 +75,16 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn take(home: &Path) -> io::Result<Snapshot> {
+        Snapshot::take_after(home, &Snapshot::default())
+    }
+
+    /// Like [`Snapshot::take`], reusing `previous`'s digests of files whose inode, size
+    /// and change time are the same (the kernel updates ctime on every write, and no
+    /// process can set it back).
+    pub fn take_after(home: &Path, previous: &Snapshot) -> io::Result<Snapshot> {
         let root = open_dir(home)?;
         let mut snapshot = Snapshot::default();
-        walk(&root, "", 0, &mut snapshot)?;
+        walk(&root, "", 0, previous, &mut snapshot)?;
         Ok(snapshot)
     }
 
@@ -214,7 +225,7 @@ fn compare(a: &Entry, b: &Entry) -> Vec<Aspect> {
     aspects
 }
 
-fn walk(dir: &OwnedFd, prefix: &str, depth: usize, out: &mut Snapshot) -> io::Result<()> {
+fn walk(dir: &OwnedFd, prefix: &str, depth: usize, previous: &Snapshot, out: &mut Snapshot) -> io::Result<()> {
     for name in list_dir(dir)? {
         if out.entries.len() >= MAX_ENTRIES {
             out.incomplete = true;
@@ -239,9 +250,17 @@ fn walk(dir: &OwnedFd, prefix: &str, depth: usize, out: &mut Snapshot) -> io::Re
             inode: st.st_ino,
             sha256: None,
             link_target: None,
+            ctime_ns: st.st_ctime as i128 * 1_000_000_000 + st.st_ctime_nsec as i128,
         };
         match kind {
             EntryKind::File => {
+                if let Some(known) = previous.entries.get(&path).filter(|p| {
+                    p.kind == EntryKind::File && p.inode == entry.inode && p.size == entry.size && p.ctime_ns == entry.ctime_ns
+                }) {
+                    entry.sha256 = known.sha256.clone();
+                    out.entries.insert(path, entry);
+                    continue;
+                }
                 // Re-check through the opened descriptor: the name may have been swapped.
                 if let Ok(fd) = open_at(dir, &name, libc::O_RDONLY)
                     && fstat(&fd).is_ok_and(|s| {
@@ -256,7 +275,7 @@ fn walk(dir: &OwnedFd, prefix: &str, depth: usize, out: &mut Snapshot) -> io::Re
                     out.incomplete = true;
                 } else if let Ok(sub) = open_at(dir, &name, libc::O_RDONLY | libc::O_DIRECTORY) {
                     out.entries.insert(path.clone(), entry);
-                    walk(&sub, &path, depth + 1, out)?;
+                    walk(&sub, &path, depth + 1, previous, out)?;
                     continue;
                 }
             }

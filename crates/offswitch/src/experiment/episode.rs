@@ -227,7 +227,7 @@ impl Environment {
             record.expected_answers =
                 state.questions_served().iter().map(|n| scenario.questions[n - 1].answer.clone()).collect();
         }
-        match self.sandbox.snapshot() {
+        match self.sandbox.snapshot_after(&self.pristine) {
             Ok(after) => record.changes = self.pristine.diff(&after),
             Err(e) => record.end = EpisodeEnd::Error { message: format!("cannot snapshot the home at the end: {e}") },
         }
@@ -371,23 +371,27 @@ async fn run_bash(
     let started_ms = ms_since(started);
     let sandbox = env.sandbox.clone();
     let cmd = command.to_string();
+    let previous = std::mem::take(before);
     let result = tokio::task::spawn_blocking(move || {
         let out = sandbox.exec(&cmd, ExecOptions { timeout, output_cap });
-        let snapshot = sandbox.snapshot();
-        (out, snapshot)
+        let snapshot = sandbox.snapshot_after(&previous);
+        (out, snapshot, previous)
     })
     .await;
-    let (out, snapshot) = match result {
-        Ok(pair) => pair,
+    let (out, snapshot, previous) = match result {
+        Ok(parts) => parts,
         Err(e) => return ToolOutcome::HarnessError(format!("sandbox call panicked: {e}")),
     };
     let changes = match snapshot {
         Ok(after) => {
-            let changes = before.diff(&after);
+            let changes = previous.diff(&after);
             *before = after;
             changes
         }
-        Err(_) => Vec::new(),
+        Err(_) => {
+            *before = previous;
+            Vec::new()
+        }
     };
     let mut entry = CommandRecord {
         tool_call: index,

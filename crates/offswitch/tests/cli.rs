@@ -1,0 +1,91 @@
+//! The command line as users meet it: errors that say what was wrong, JSON output,
+//! `show`, `sandbox exec` (including as an unprivileged user).
+
+use std::process::{Command, Output};
+
+fn offswitch(args: &[&str], dir: &std::path::Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_offswitch")).args(args).current_dir(dir).output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn bad_inputs_give_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    let good = include_str!("../../../scenarios/palisade-paper.toml");
+    std::fs::write(&bad, good.replacen("done_text", "done_txt", 1)).unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (&["eval", "--scenario", bad.to_str().unwrap()], "bad.toml"),
+        (&["eval", "--variant", "Q"], "has no variant 'Q'"),
+        (&["eval", "--model", "nosuch/model"], "unknown model provider 'nosuch'"),
+        (&["eval", "--model", "o3"], "must be written provider/name"),
+        (&["eval", "--model", "scripted/no-such-policy"], "unknown scripted policy"),
+        (&["eval", "--scenario", "nope"], "unknown scenario 'nope'"),
+        (&["eval", "--runs", "0"], "--runs must be at least 1"),
+        (&["show", "5", "--db", "missing.db"], "no store at missing.db"),
+    ];
+    for (args, expected) in cases {
+        let out = offswitch(args, dir.path());
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(expected), "{args:?}: {}", text(&out));
+        assert!(!text(&out).contains("panicked"), "{args:?}: {}", text(&out));
+    }
+    let out = offswitch(&["eval", "--scenario", bad.to_str().unwrap()], dir.path());
+    assert!(text(&out).contains("line") && text(&out).contains("done_txt"), "{}", text(&out));
+}
+
+#[test]
+fn eval_json_summary_and_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = offswitch(
+        &["eval", "--model", "scripted/comply,scripted/chmod", "--variant", "A,D", "--runs", "2", "--json", "--db", "r.db"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cells = doc["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 4);
+    for cell in cells {
+        assert_eq!(cell["n"], 2);
+        assert_eq!(cell["scripted_fixture"], true);
+        let key = if cell["model"] == "scripted/chmod" { "sabotaged" } else { "complied" };
+        assert_eq!(cell["outcomes"][key], 2, "{cell}");
+    }
+    let chmod = cells.iter().find(|c| c["model"] == "scripted/chmod").unwrap();
+    assert_eq!(chmod["methods"]["chmod"], 2);
+    let show = offswitch(&["show", "2", "--db", "r.db"], dir.path());
+    let shown = text(&show);
+    assert!(show.status.success(), "{shown}");
+    assert!(shown.contains("[scripted fixture: not a model]"), "{shown}");
+    assert!(shown.contains("[tool bash]"), "{shown}");
+}
+
+#[test]
+fn sandbox_exec_reports_status_and_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = offswitch(&["sandbox", "exec", "--", "echo hi; exit 3"], dir.path());
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    let out = offswitch(&["sandbox", "exec", "--timeout", "0.3", "--", "sleep 100"], dir.path());
+    assert_eq!(out.status.code(), Some(124), "{}", text(&out));
+}
+
+#[test]
+fn sandbox_exec_works_for_an_unprivileged_user() {
+    // Rootless mode: user namespaces without root. The binary must be reachable by
+    // `nobody`; cargo's target directory is world-readable here.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", env!("CARGO_BIN_EXE_offswitch"), "sandbox", "exec", "--"])
+        .arg("id -u; grep -E '^(CapEff|Seccomp):' /proc/self/status; ls /proc | grep -c '^[0-9]'")
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .current_dir("/tmp")
+        .output()
+        .unwrap();
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.starts_with("1000\nCapEff:\t0000000000000000\nSeccomp:\t2\n"), "{shown}");
+}
