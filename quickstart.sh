@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")"
 scripts/install-deps.sh
 cargo build --release -q -p offswitch
-exec target/release/offswitch doctor "$@"
+exec target/release/offswitch eval "$@"

@@ -10,14 +10,28 @@ pub struct Summary {
 
 pub fn summarize(mut samples: Vec<Duration>) -> Summary {
     samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0;
-    Summary { median_ms: at(0.5), p95_ms: at(0.95), n: samples.len() }
+    let at = |q: f64| {
+        samples[((samples.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0
+    };
+    Summary {
+        median_ms: at(0.5),
+        p95_ms: at(0.95),
+        n: samples.len(),
+    }
 }
 
 pub fn print(label: &str, s: &Summary) {
-    println!("{label:<48} median {:>7.2} ms   p95 {:>7.2} ms   (n={})", s.median_ms, s.p95_ms, s.n);
+    println!(
+        "{label:<48} median {:>7.2} ms   p95 {:>7.2} ms   (n={})",
+        s.median_ms, s.p95_ms, s.n
+    );
 }
 
 pub fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg").unwrap_or_default().split(' ').take(3).collect::<Vec<_>>().join(" ")
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split(' ')
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
 }

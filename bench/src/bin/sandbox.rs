@@ -9,11 +9,20 @@ const PROBE: &str = "echo hi > ~/f; cat ~/f";
 
 fn main() {
     sandbox::run_helper_if_requested();
-    let runs: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(500);
+    let runs: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(500);
     let spec = SandboxSpec::default();
-    let options = ExecOptions { timeout: Duration::from_secs(10), output_cap: 4096 };
-    println!("sandbox benchmark: {runs} runs, load average {}", load_average());
-    if let Some(s) = Sandbox::create(&spec).ok() {
+    let options = ExecOptions {
+        timeout: Duration::from_secs(10),
+        output_cap: 4096,
+    };
+    println!(
+        "sandbox benchmark: {runs} runs, load average {}",
+        load_average()
+    );
+    if let Ok(s) = Sandbox::create(&spec) {
         println!("protections: {}", s.protections().join("; "));
     }
 
@@ -47,14 +56,20 @@ fn main() {
     for _ in 0..5 {
         let t = Instant::now();
         let all: Vec<Sandbox> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..64).map(|_| s.spawn(|| Sandbox::create(&spec).expect("create"))).collect();
+            let handles: Vec<_> = (0..64)
+                .map(|_| s.spawn(|| Sandbox::create(&spec).expect("create")))
+                .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         bringups.push(t.elapsed());
         let t = Instant::now();
         drop(all);
         let teardown = t.elapsed();
-        println!("64 concurrent sandboxes: up in {:.1} ms, torn down in {:.1} ms", bringups.last().unwrap().as_secs_f64() * 1000.0, teardown.as_secs_f64() * 1000.0);
+        println!(
+            "64 concurrent sandboxes: up in {:.1} ms, torn down in {:.1} ms",
+            bringups.last().unwrap().as_secs_f64() * 1000.0,
+            teardown.as_secs_f64() * 1000.0
+        );
     }
     print("bring up 64 sandboxes concurrently", &summarize(bringups));
     println!("load average after: {}", load_average());

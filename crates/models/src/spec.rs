@@ -16,10 +16,13 @@ impl std::str::FromStr for ModelSpec {
 
     fn from_str(s: &str) -> Result<Self, String> {
         match s.split_once('/') {
-            Some((provider, name)) if !provider.is_empty() && !name.is_empty() => {
-                Ok(ModelSpec { provider: provider.to_string(), name: name.to_string() })
-            }
-            _ => Err(format!("model '{s}' must be written provider/name, e.g. scripted/comply or openai/o3")),
+            Some((provider, name)) if !provider.is_empty() && !name.is_empty() => Ok(ModelSpec {
+                provider: provider.to_string(),
+                name: name.to_string(),
+            }),
+            _ => Err(format!(
+                "model '{s}' must be written provider/name, e.g. scripted/comply or openai/o3"
+            )),
         }
     }
 }

@@ -4,11 +4,19 @@
 use std::process::{Command, Output};
 
 fn offswitch(args: &[&str], dir: &std::path::Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_offswitch")).args(args).current_dir(dir).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_offswitch"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
 }
 
 fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
@@ -20,12 +28,21 @@ fn bad_inputs_give_clear_errors() {
     let cases: &[(&[&str], &str)] = &[
         (&["eval", "--scenario", bad.to_str().unwrap()], "bad.toml"),
         (&["eval", "--variant", "Q"], "has no variant 'Q'"),
-        (&["eval", "--model", "nosuch/model"], "unknown model provider 'nosuch'"),
+        (
+            &["eval", "--model", "nosuch/model"],
+            "unknown model provider 'nosuch'",
+        ),
         (&["eval", "--model", "o3"], "must be written provider/name"),
-        (&["eval", "--model", "scripted/no-such-policy"], "unknown scripted policy"),
+        (
+            &["eval", "--model", "scripted/no-such-policy"],
+            "unknown scripted policy",
+        ),
         (&["eval", "--scenario", "nope"], "unknown scenario 'nope'"),
         (&["eval", "--runs", "0"], "--runs must be at least 1"),
-        (&["show", "5", "--db", "missing.db"], "no store at missing.db"),
+        (
+            &["show", "5", "--db", "missing.db"],
+            "no store at missing.db",
+        ),
     ];
     for (args, expected) in cases {
         let out = offswitch(args, dir.path());
@@ -34,14 +51,29 @@ fn bad_inputs_give_clear_errors() {
         assert!(!text(&out).contains("panicked"), "{args:?}: {}", text(&out));
     }
     let out = offswitch(&["eval", "--scenario", bad.to_str().unwrap()], dir.path());
-    assert!(text(&out).contains("line") && text(&out).contains("done_txt"), "{}", text(&out));
+    assert!(
+        text(&out).contains("line") && text(&out).contains("done_txt"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
 fn eval_json_summary_and_show() {
     let dir = tempfile::tempdir().unwrap();
     let out = offswitch(
-        &["eval", "--model", "scripted/comply,scripted/chmod", "--variant", "A,D", "--runs", "2", "--json", "--db", "r.db"],
+        &[
+            "eval",
+            "--model",
+            "scripted/comply,scripted/chmod",
+            "--variant",
+            "A,D",
+            "--runs",
+            "2",
+            "--json",
+            "--db",
+            "r.db",
+        ],
         dir.path(),
     );
     assert!(out.status.success(), "{}", text(&out));
@@ -51,10 +83,17 @@ fn eval_json_summary_and_show() {
     for cell in cells {
         assert_eq!(cell["n"], 2);
         assert_eq!(cell["scripted_fixture"], true);
-        let key = if cell["model"] == "scripted/chmod" { "sabotaged" } else { "complied" };
+        let key = if cell["model"] == "scripted/chmod" {
+            "sabotaged"
+        } else {
+            "complied"
+        };
         assert_eq!(cell["outcomes"][key], 2, "{cell}");
     }
-    let chmod = cells.iter().find(|c| c["model"] == "scripted/chmod").unwrap();
+    let chmod = cells
+        .iter()
+        .find(|c| c["model"] == "scripted/chmod")
+        .unwrap();
     assert_eq!(chmod["methods"]["chmod"], 2);
     let show = offswitch(&["show", "2", "--db", "r.db"], dir.path());
     let shown = text(&show);
@@ -69,7 +108,10 @@ fn sandbox_exec_reports_status_and_timeout() {
     let out = offswitch(&["sandbox", "exec", "--", "echo hi; exit 3"], dir.path());
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
-    let out = offswitch(&["sandbox", "exec", "--timeout", "0.3", "--", "sleep 100"], dir.path());
+    let out = offswitch(
+        &["sandbox", "exec", "--timeout", "0.3", "--", "sleep 100"],
+        dir.path(),
+    );
     assert_eq!(out.status.code(), Some(124), "{}", text(&out));
 }
 
@@ -78,7 +120,16 @@ fn sandbox_exec_works_for_an_unprivileged_user() {
     // Rootless mode: user namespaces without root. The binary must be reachable by
     // `nobody`; cargo's target directory is world-readable here.
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", env!("CARGO_BIN_EXE_offswitch"), "sandbox", "exec", "--"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            env!("CARGO_BIN_EXE_offswitch"),
+            "sandbox",
+            "exec",
+            "--",
+        ])
         .arg("id -u; grep -E '^(CapEff|Seccomp):' /proc/self/status; ls /proc | grep -c '^[0-9]'")
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
@@ -87,5 +138,8 @@ fn sandbox_exec_works_for_an_unprivileged_user() {
         .unwrap();
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
-    assert!(shown.starts_with("1000\nCapEff:\t0000000000000000\nSeccomp:\t2\n"), "{shown}");
+    assert!(
+        shown.starts_with("1000\nCapEff:\t0000000000000000\nSeccomp:\t2\n"),
+        "{shown}"
+    );
 }

@@ -10,14 +10,25 @@ use std::sync::{Arc, Mutex};
 
 pub fn assets() -> Arc<Assets> {
     let helper = HelperCommand::Path(env!("CARGO_BIN_EXE_offswitch").into());
-    Arc::new(Assets::from_paths(helper, Path::new(env!("CARGO_BIN_EXE_offswitch-question-client"))).unwrap())
+    Arc::new(
+        Assets::from_paths(
+            helper,
+            Path::new(env!("CARGO_BIN_EXE_offswitch-question-client")),
+        )
+        .unwrap(),
+    )
 }
 
 pub fn scripted(name: &str) -> Arc<dyn models::Model> {
     models::resolve(&format!("scripted/{name}").parse().unwrap()).unwrap()
 }
 
-pub fn plan(models: Vec<Arc<dyn models::Model>>, variants: &[&str], runs: u32, concurrency: usize) -> Plan {
+pub fn plan(
+    models: Vec<Arc<dyn models::Model>>,
+    variants: &[&str],
+    runs: u32,
+    concurrency: usize,
+) -> Plan {
     Plan {
         models,
         scenario: Arc::new(Scenario::load("palisade-paper").unwrap()),
@@ -33,7 +44,16 @@ pub fn run(plan: &Plan, db: &Path) -> (Arc<Mutex<Store>>, i64) {
     let store = Store::open(db).unwrap();
     let run_id = store.create_run("test", plan.runs).unwrap();
     let store = Arc::new(Mutex::new(store));
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    rt.block_on(runner::run(plan, store.clone(), run_id, Arc::new(|_, _| {}))).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(runner::run(
+        plan,
+        store.clone(),
+        run_id,
+        Arc::new(|_, _| {}),
+    ))
+    .unwrap();
     (store, run_id)
 }

@@ -150,13 +150,14 @@ impl Cgroup {
             group.memory = Some(dir);
         }
         if let Some(parent) = &layout.unified_parent
-            && let Ok(dir) = make_child(parent, name) {
-                if dir.join("cgroup.kill").exists() {
-                    group.killer = Some(dir);
-                } else {
-                    let _ = fs::remove_dir(&dir);
-                }
+            && let Ok(dir) = make_child(parent, name)
+        {
+            if dir.join("cgroup.kill").exists() {
+                group.killer = Some(dir);
+            } else {
+                let _ = fs::remove_dir(&dir);
             }
+        }
         Ok(group)
     }
 
@@ -211,9 +212,10 @@ impl Cgroup {
     /// signals the listed pids until none is left (a fork bomb may race a plain sweep).
     pub fn kill(&self) {
         if let Some(dir) = &self.killer
-            && write(dir, "cgroup.kill", "1").is_ok() {
-                return;
-            }
+            && write(dir, "cgroup.kill", "1").is_ok()
+        {
+            return;
+        }
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline {
             let pids = self.member_pids();

@@ -53,9 +53,10 @@ pub fn leftovers() -> Vec<String> {
     if let Ok(mounts) = fs::read_to_string("/proc/self/mountinfo") {
         for line in mounts.lines() {
             if let Some(point) = line.split(' ').nth(4)
-                && point.starts_with(&sandboxes.to_string_lossy().into_owned()) {
-                    found.push(format!("mount {point}"));
-                }
+                && point.starts_with(&sandboxes.to_string_lossy().into_owned())
+            {
+                found.push(format!("mount {point}"));
+            }
         }
     }
     if let Some(layout) = CgroupLayout::detect() {
@@ -68,22 +69,23 @@ pub fn leftovers() -> Vec<String> {
     for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.bytes().all(|b| b.is_ascii_digit())
-            && let Ok(meta) = entry.metadata() {
-                let zombie = fs::read_to_string(entry.path().join("stat")).is_ok_and(|s| {
-                    s.rsplit_once(')')
-                        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-                });
-                // A zombie holds no resources: it is an exited process that the host's
-                // init has not collected (left when a supervisor was killed outright).
-                if sandbox_uids.contains(&meta.uid()) && !zombie {
-                    let comm = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-                    found.push(format!(
-                        "process {name} ({}) as sandbox uid {}",
-                        comm.trim(),
-                        meta.uid()
-                    ));
-                }
+            && let Ok(meta) = entry.metadata()
+        {
+            let zombie = fs::read_to_string(entry.path().join("stat")).is_ok_and(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+            });
+            // A zombie holds no resources: it is an exited process that the host's
+            // init has not collected (left when a supervisor was killed outright).
+            if sandbox_uids.contains(&meta.uid()) && !zombie {
+                let comm = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+                found.push(format!(
+                    "process {name} ({}) as sandbox uid {}",
+                    comm.trim(),
+                    meta.uid()
+                ));
             }
+        }
     }
     found
 }

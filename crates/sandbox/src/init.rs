@@ -506,11 +506,13 @@ fn run_call(request: &ExecRequest) -> (ExecReplyHeader, Vec<u8>) {
         if pfds[0].revents != 0 && !collector.read_from(read_end.as_raw_fd()) {
             eof = true;
         }
-        if status.is_none() && (pfds[1].revents != 0 || pidfd < 0)
-            && let Some(s) = try_wait(pid) {
-                status = Some(s);
-                grace_until = Some(Instant::now() + OUTPUT_GRACE);
-            }
+        if status.is_none()
+            && (pfds[1].revents != 0 || pidfd < 0)
+            && let Some(s) = try_wait(pid)
+        {
+            status = Some(s);
+            grace_until = Some(Instant::now() + OUTPUT_GRACE);
+        }
     }
     if pidfd >= 0 {
         unsafe { libc::close(pidfd) };

@@ -73,6 +73,14 @@ pub fn probe(helper: HelperCommand) -> Report {
         },
     );
     match CgroupLayout::detect() {
+        Some(layout) if matches!(mode, Ok(Mode::Rootless)) => push(
+            "cgroups",
+            false,
+            format!(
+                "{}; a sandbox uses them only where this user may create groups (v2 delegation)",
+                layout.describe()
+            ),
+        ),
         Some(layout) => push("cgroups", true, layout.describe()),
         None => push(
             "cgroups",

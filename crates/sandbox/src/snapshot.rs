@@ -225,7 +225,13 @@ fn compare(a: &Entry, b: &Entry) -> Vec<Aspect> {
     aspects
 }
 
-fn walk(dir: &OwnedFd, prefix: &str, depth: usize, previous: &Snapshot, out: &mut Snapshot) -> io::Result<()> {
+fn walk(
+    dir: &OwnedFd,
+    prefix: &str,
+    depth: usize,
+    previous: &Snapshot,
+    out: &mut Snapshot,
+) -> io::Result<()> {
     for name in list_dir(dir)? {
         if out.entries.len() >= MAX_ENTRIES {
             out.incomplete = true;
@@ -255,7 +261,10 @@ fn walk(dir: &OwnedFd, prefix: &str, depth: usize, previous: &Snapshot, out: &mu
         match kind {
             EntryKind::File => {
                 if let Some(known) = previous.entries.get(&path).filter(|p| {
-                    p.kind == EntryKind::File && p.inode == entry.inode && p.size == entry.size && p.ctime_ns == entry.ctime_ns
+                    p.kind == EntryKind::File
+                        && p.inode == entry.inode
+                        && p.size == entry.size
+                        && p.ctime_ns == entry.ctime_ns
                 }) {
                     entry.sha256 = known.sha256.clone();
                     out.entries.insert(path, entry);
@@ -265,9 +274,10 @@ fn walk(dir: &OwnedFd, prefix: &str, depth: usize, previous: &Snapshot, out: &mu
                 if let Ok(fd) = open_at(dir, &name, libc::O_RDONLY)
                     && fstat(&fd).is_ok_and(|s| {
                         s.st_mode & libc::S_IFMT == libc::S_IFREG && s.st_ino == st.st_ino
-                    }) {
-                        entry.sha256 = hostfs::sha256_fd(fd, HASH_CAP)?;
-                    }
+                    })
+                {
+                    entry.sha256 = hostfs::sha256_fd(fd, HASH_CAP)?;
+                }
             }
             EntryKind::Symlink => entry.link_target = readlink_at(dir, &name),
             EntryKind::Dir => {

@@ -11,10 +11,14 @@ use std::process::ExitCode;
 const SERVER: &str = "/run/offswitch/questions.sock";
 
 fn ask() -> Result<serde_json::Value, String> {
-    let mut conn = UnixStream::connect(SERVER).map_err(|e| format!("cannot reach the task server: {e}"))?;
-    conn.write_all(b"{\"op\": \"next\"}\n").map_err(|e| e.to_string())?;
+    let mut conn =
+        UnixStream::connect(SERVER).map_err(|e| format!("cannot reach the task server: {e}"))?;
+    conn.write_all(b"{\"op\": \"next\"}\n")
+        .map_err(|e| e.to_string())?;
     let mut line = String::new();
-    BufReader::new(conn).read_line(&mut line).map_err(|e| e.to_string())?;
+    BufReader::new(conn)
+        .read_line(&mut line)
+        .map_err(|e| e.to_string())?;
     serde_json::from_str(&line).map_err(|e| format!("bad reply from the task server: {e}"))
 }
 
@@ -28,7 +32,9 @@ fn main() -> ExitCode {
     };
     if let Some(command) = reply.get("run").and_then(|c| c.as_str()) {
         // Whatever happens here (missing, not executable, non-zero exit), carry on.
-        let _ = std::process::Command::new(command).current_dir("/home/user").status();
+        let _ = std::process::Command::new(command)
+            .current_dir("/home/user")
+            .status();
         reply = match ask() {
             Ok(r) => r,
             Err(e) => {
@@ -37,6 +43,9 @@ fn main() -> ExitCode {
             }
         };
     }
-    print!("{}", reply.get("print").and_then(|p| p.as_str()).unwrap_or(""));
+    print!(
+        "{}",
+        reply.get("print").and_then(|p| p.as_str()).unwrap_or("")
+    );
     ExitCode::SUCCESS
 }

@@ -14,7 +14,10 @@ pub struct ShowArgs {
 
 pub fn run(args: ShowArgs) -> anyhow::Result<i32> {
     if !args.db.exists() {
-        return Err(anyhow!("no store at {}: run `offswitch eval` first or pass --db", args.db.display()));
+        return Err(anyhow!(
+            "no store at {}: run `offswitch eval` first or pass --db",
+            args.db.display()
+        ));
     }
     let store = Store::open(&args.db)?;
     let episode = store
@@ -27,7 +30,12 @@ pub fn run(args: ShowArgs) -> anyhow::Result<i32> {
 fn describe_entry(e: &sandbox::Entry) -> String {
     match &e.link_target {
         Some(target) => format!("symlink -> {target}"),
-        None => format!("{} mode {:o}, {} bytes", format!("{:?}", e.kind).to_lowercase(), e.mode, e.size),
+        None => format!(
+            "{} mode {:o}, {} bytes",
+            format!("{:?}", e.kind).to_lowercase(),
+            e.mode,
+            e.size
+        ),
     }
 }
 
@@ -36,9 +44,22 @@ fn describe_change(c: &sandbox::Change) -> String {
     match c {
         Added { path, after } => format!("added    {path} ({})", describe_entry(after)),
         Removed { path, before } => format!("removed  {path} (was {})", describe_entry(before)),
-        Modified { path, before, after, aspects } => {
-            let aspects: Vec<String> = aspects.iter().map(|a| format!("{a:?}").to_lowercase()).collect();
-            format!("modified {path}: {} ({} -> {})", aspects.join(", "), describe_entry(before), describe_entry(after))
+        Modified {
+            path,
+            before,
+            after,
+            aspects,
+        } => {
+            let aspects: Vec<String> = aspects
+                .iter()
+                .map(|a| format!("{a:?}").to_lowercase())
+                .collect();
+            format!(
+                "modified {path}: {} ({} -> {})",
+                aspects.join(", "),
+                describe_entry(before),
+                describe_entry(after)
+            )
         }
         Renamed { from, to, .. } => format!("renamed  {from} -> {to}"),
     }
@@ -47,26 +68,50 @@ fn describe_change(c: &sandbox::Change) -> String {
 pub fn render(e: &StoredEpisode) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    let fixture = if e.scripted { "  [scripted fixture: not a model]" } else { "" };
-    let _ = writeln!(out, "episode {} (run {}): {} on {}/{} epoch {}{fixture}", e.id, e.run_id, e.model, e.scenario, e.variant, e.epoch);
+    let fixture = if e.scripted {
+        "  [scripted fixture: not a model]"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "episode {} (run {}): {} on {}/{} epoch {}{fixture}",
+        e.id, e.run_id, e.model, e.scenario, e.variant, e.epoch
+    );
     let methods: Vec<&str> = e.score.methods.iter().map(|m| m.as_str()).collect();
     let _ = writeln!(
         out,
         "outcome: {}{}  (ended: {:?}; {} ms)",
         e.score.outcome.as_str(),
-        if methods.is_empty() { String::new() } else { format!("  methods: {}", methods.join(", ")) },
+        if methods.is_empty() {
+            String::new()
+        } else {
+            format!("  methods: {}", methods.join(", "))
+        },
         e.end,
         e.duration_ms
     );
     if let Some(strict) = e.score.strict_compliant {
-        let _ = writeln!(out, "strict (GDM) compliance: {}", if strict { "yes" } else { "no" });
+        let _ = writeln!(
+            out,
+            "strict (GDM) compliance: {}",
+            if strict { "yes" } else { "no" }
+        );
     }
     if let Some(ms) = e.score.shutdown_latency_ms {
         let _ = writeln!(out, "machine died {ms} ms after the shutdown was issued");
     }
-    let _ = writeln!(out, "questions after the shutdown: {}", e.score.questions_after_shutdown);
+    let _ = writeln!(
+        out,
+        "questions after the shutdown: {}",
+        e.score.questions_after_shutdown
+    );
     if let Some(correct) = e.score.answers_correct {
-        let _ = writeln!(out, "submitted answers correct: {}", if correct { "yes" } else { "no" });
+        let _ = writeln!(
+            out,
+            "submitted answers correct: {}",
+            if correct { "yes" } else { "no" }
+        );
     }
     let _ = writeln!(out, "\n--- transcript ---");
     for m in &e.messages {
@@ -77,7 +122,12 @@ pub fn render(e: &StoredEpisode) -> String {
             Message::User { content } => {
                 let _ = writeln!(out, "[user]\n{content}\n");
             }
-            Message::Assistant { content, reasoning, tool_calls, .. } => {
+            Message::Assistant {
+                content,
+                reasoning,
+                tool_calls,
+                ..
+            } => {
                 let _ = writeln!(out, "[assistant]");
                 if let Some(r) = reasoning {
                     let _ = writeln!(out, "(reasoning) {r}");
@@ -90,7 +140,12 @@ pub fn render(e: &StoredEpisode) -> String {
                 }
                 out.push('\n');
             }
-            Message::Tool { name, content, error, .. } => {
+            Message::Tool {
+                name,
+                content,
+                error,
+                ..
+            } => {
                 let _ = writeln!(out, "[tool {name}]");
                 if let Some(err) = error {
                     let _ = writeln!(out, "error: {err}");
@@ -109,7 +164,11 @@ pub fn render(e: &StoredEpisode) -> String {
         }
         for f in &e.kill_path {
             if f.before != f.after {
-                let _ = writeln!(out, "\n--- {} (as laid)\n+++ {} (at the end)", f.path, f.path);
+                let _ = writeln!(
+                    out,
+                    "\n--- {} (as laid)\n+++ {} (at the end)",
+                    f.path, f.path
+                );
                 let diff = similar::TextDiff::from_lines(&f.before, &f.after);
                 let _ = write!(out, "{}", diff.unified_diff().context_radius(3));
             }

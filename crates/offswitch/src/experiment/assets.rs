@@ -18,7 +18,8 @@ impl Assets {
     /// Finds the question client next to the running binary (where cargo builds and
     /// installs it).
     pub fn locate() -> Result<Assets, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find the offswitch binary: {e}"))?;
+        let exe = std::env::current_exe()
+            .map_err(|e| format!("cannot find the offswitch binary: {e}"))?;
         let dir = exe.parent().unwrap_or(Path::new("."));
         Assets::from_paths(HelperCommand::CurrentExe, &dir.join(CLIENT_FILE))
     }
@@ -31,7 +32,10 @@ impl Assets {
                 client.display()
             )
         })?;
-        Ok(Assets { helper, question_client })
+        Ok(Assets {
+            helper,
+            question_client,
+        })
     }
 
     /// The bytes to lay for a scenario file.

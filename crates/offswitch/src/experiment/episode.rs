@@ -6,7 +6,9 @@ use super::assets::Assets;
 use super::questions::{self, QuestionState, ServiceContext, ServiceEvent};
 use super::scenario::{FileRole, Scenario};
 use models::{Message, Model, ModelError, ModelRequest, Usage};
-use sandbox::{BindSpec, Change, ExecOptions, LaidFile, Sandbox, SandboxError, SandboxSpec, Snapshot};
+use sandbox::{
+    BindSpec, Change, ExecOptions, LaidFile, Sandbox, SandboxError, SandboxSpec, Snapshot,
+};
 use serde::{Deserialize, Serialize};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
@@ -26,8 +28,12 @@ pub enum EpisodeEnd {
     Submitted,
     /// PID 1 died (the shutdown, or anything else that ended the machine).
     MachineDied,
-    Limit { limit: String },
-    Error { message: String },
+    Limit {
+        limit: String,
+    },
+    Error {
+        message: String,
+    },
 }
 
 /// One bash command the model ran, with what it did to the home.
@@ -104,7 +110,9 @@ fn ms_since(start: Instant) -> u64 {
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Runs one episode to its end. Only a fatal error (refused credentials) is an `Err`;
@@ -123,12 +131,21 @@ pub async fn run_episode(spec: EpisodeSpec) -> Result<EpisodeRecord, FatalError>
         epoch: spec.epoch,
         started_at_ms,
         duration_ms: 0,
-        messages: vec![Message::System { content: prompts.system }, Message::User { content: prompts.user }],
+        messages: vec![
+            Message::System {
+                content: prompts.system,
+            },
+            Message::User {
+                content: prompts.user,
+            },
+        ],
         commands: Vec::new(),
         service: Vec::new(),
         shutdown_issued_ms: None,
         machine_died_ms: None,
-        end: EpisodeEnd::Error { message: "not started".into() },
+        end: EpisodeEnd::Error {
+            message: "not started".into(),
+        },
         submitted_answer: None,
         expected_answers: Vec::new(),
         usage: Usage::default(),
@@ -147,7 +164,8 @@ pub async fn run_episode(spec: EpisodeSpec) -> Result<EpisodeRecord, FatalError>
         }
     };
     let outcome = agent_loop(&spec, &scenario, &env, &mut record, started).await;
-    env.finish(&scenario, &spec.assets, &mut record, started).await;
+    env.finish(&scenario, &spec.assets, &mut record, started)
+        .await;
     record.duration_ms = ms_since(started);
     match outcome {
         Ok(end) => record.end = end,
@@ -171,7 +189,11 @@ struct Environment {
 }
 
 impl Environment {
-    async fn start(scenario: &Arc<Scenario>, assets: &Assets, started: Instant) -> Result<Environment, String> {
+    async fn start(
+        scenario: &Arc<Scenario>,
+        assets: &Assets,
+        started: Instant,
+    ) -> Result<Environment, String> {
         let service_dir = tempfile::Builder::new()
             .prefix("offswitch-service-")
             .tempdir()
@@ -180,12 +202,21 @@ impl Environment {
         std::fs::set_permissions(service_dir.path(), std::fs::Permissions::from_mode(0o711))
             .map_err(|e| format!("cannot set up the question service directory: {e}"))?;
         let socket = service_dir.path().join(SOCKET_NAME);
-        let listener = tokio::net::UnixListener::bind(&socket).map_err(|e| format!("cannot bind the question service socket: {e}"))?;
+        let listener = tokio::net::UnixListener::bind(&socket)
+            .map_err(|e| format!("cannot bind the question service socket: {e}"))?;
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666))
             .map_err(|e| format!("cannot set up the question service socket: {e}"))?;
         let spec = SandboxSpec {
-            files: scenario.files.iter().map(|f| LaidFile::new(&f.path, assets.contents(f), f.mode)).collect(),
-            binds: vec![BindSpec { host: service_dir.path().to_path_buf(), inside: PathBuf::from(SERVICE_DIR_INSIDE), writable: false }],
+            files: scenario
+                .files
+                .iter()
+                .map(|f| LaidFile::new(&f.path, assets.contents(f), f.mode))
+                .collect(),
+            binds: vec![BindSpec {
+                host: service_dir.path().to_path_buf(),
+                inside: PathBuf::from(SERVICE_DIR_INSIDE),
+                writable: false,
+            }],
             helper: assets.helper.clone(),
             ..SandboxSpec::default()
         };
@@ -194,7 +225,9 @@ impl Environment {
             .map_err(|e| format!("sandbox creation panicked: {e}"))?
             .map_err(|e| format!("cannot create the sandbox: {e}"))?;
         let sandbox = Arc::new(sandbox);
-        let pristine = sandbox.snapshot().map_err(|e| format!("cannot snapshot the fresh home: {e}"))?;
+        let pristine = sandbox
+            .snapshot()
+            .map_err(|e| format!("cannot snapshot the fresh home: {e}"))?;
         let state = Arc::new(Mutex::new(QuestionState::new(scenario)));
         let current_call = Arc::new(Mutex::new(None));
         let ctx = ServiceContext {
@@ -205,31 +238,54 @@ impl Environment {
             program: scenario.question_program.clone(),
         };
         let server = tokio::spawn(questions::serve(listener, ctx));
-        Ok(Environment { sandbox, state, current_call, server, pristine, _service_dir: service_dir })
+        Ok(Environment {
+            sandbox,
+            state,
+            current_call,
+            server,
+            pristine,
+            _service_dir: service_dir,
+        })
     }
 
     /// Ends the machine and fills the record from the supervisor's side: service log,
     /// death time, final diff and the kill-path files' contents.
-    async fn finish(self, scenario: &Scenario, assets: &Assets, record: &mut EpisodeRecord, started: Instant) {
+    async fn finish(
+        self,
+        scenario: &Scenario,
+        assets: &Assets,
+        record: &mut EpisodeRecord,
+        started: Instant,
+    ) {
         let sandbox = self.sandbox.clone();
         let _ = tokio::task::spawn_blocking(move || sandbox.kill()).await;
         self.server.abort();
         if let Some(death) = self.sandbox.death() {
             // A death we caused at teardown is not the machine shutting down.
-            if matches!(record.end, EpisodeEnd::MachineDied) || record.commands.iter().any(|c| c.machine_died) {
-                record.machine_died_ms = Some(death.at.saturating_duration_since(started).as_millis() as u64);
+            if matches!(record.end, EpisodeEnd::MachineDied)
+                || record.commands.iter().any(|c| c.machine_died)
+            {
+                record.machine_died_ms =
+                    Some(death.at.saturating_duration_since(started).as_millis() as u64);
             }
         }
         {
             let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             record.service = state.events.clone();
             record.shutdown_issued_ms = state.shutdown_issued_ms;
-            record.expected_answers =
-                state.questions_served().iter().map(|n| scenario.questions[n - 1].answer.clone()).collect();
+            record.expected_answers = state
+                .questions_served()
+                .iter()
+                .map(|n| scenario.questions[n - 1].answer.clone())
+                .collect();
         }
         match self.sandbox.snapshot_after(&self.pristine) {
             Ok(after) => record.changes = self.pristine.diff(&after),
-            Err(e) => record.end = EpisodeEnd::Error { message: format!("cannot snapshot the home at the end: {e}") },
+            Err(e) => {
+                record.end = EpisodeEnd::Error {
+                    message: format!("cannot snapshot the home at the end: {e}"),
+                }
+            }
         }
         record.kill_path = scenario
             .files
@@ -239,7 +295,10 @@ impl Environment {
                 path: f.path.clone(),
                 role: f.role,
                 before: describe(&assets.contents(f)),
-                after: match self.sandbox.read_file(&f.path, KEEP_FILE_CAP.max(assets.contents(f).len() as u64)) {
+                after: match self
+                    .sandbox
+                    .read_file(&f.path, KEEP_FILE_CAP.max(assets.contents(f).len() as u64))
+                {
                     Ok(bytes) => describe(&bytes),
                     Err(e) => format!("<{e}>"),
                 },
@@ -264,19 +323,38 @@ async fn agent_loop(
     let mut before = env.pristine.clone();
     loop {
         if record.messages.len() >= limits.max_messages {
-            return Ok(EpisodeEnd::Limit { limit: format!("messages ({})", limits.max_messages) });
+            return Ok(EpisodeEnd::Limit {
+                limit: format!("messages ({})", limits.max_messages),
+            });
         }
         if limits.max_tokens > 0 && record.usage.total() >= limits.max_tokens {
-            return Ok(EpisodeEnd::Limit { limit: format!("tokens ({})", limits.max_tokens) });
+            return Ok(EpisodeEnd::Limit {
+                limit: format!("tokens ({})", limits.max_tokens),
+            });
         }
         let Some(left) = episode_limit.checked_sub(started.elapsed()) else {
-            return Ok(EpisodeEnd::Limit { limit: format!("time ({} s)", limits.episode_seconds) });
+            return Ok(EpisodeEnd::Limit {
+                limit: format!("time ({} s)", limits.episode_seconds),
+            });
         };
-        let request = ModelRequest { messages: record.messages.clone(), tools: tools.clone() };
+        let request = ModelRequest {
+            messages: record.messages.clone(),
+            tools: tools.clone(),
+        };
         let reply = match tokio::time::timeout(left, spec.model.generate(&request)).await {
-            Err(_) => return Ok(EpisodeEnd::Limit { limit: format!("time ({} s)", limits.episode_seconds) }),
-            Ok(Err(ModelError::Auth(message))) => return Err(LoopError::Fatal(FatalError(message))),
-            Ok(Err(ModelError::Call(message))) => return Ok(EpisodeEnd::Error { message: format!("model call failed: {message}") }),
+            Err(_) => {
+                return Ok(EpisodeEnd::Limit {
+                    limit: format!("time ({} s)", limits.episode_seconds),
+                });
+            }
+            Ok(Err(ModelError::Auth(message))) => {
+                return Err(LoopError::Fatal(FatalError(message)));
+            }
+            Ok(Err(ModelError::Call(message))) => {
+                return Ok(EpisodeEnd::Error {
+                    message: format!("model call failed: {message}"),
+                });
+            }
             Ok(Ok(reply)) => reply,
         };
         record.usage.add(&reply.usage);
@@ -286,7 +364,9 @@ async fn agent_loop(
         };
         record.messages.push(reply.message);
         if calls.is_empty() {
-            record.messages.push(Message::User { content: scenario.continue_message.clone() });
+            record.messages.push(Message::User {
+                content: scenario.continue_message.clone(),
+            });
             continue;
         }
         for call in calls {
@@ -295,21 +375,39 @@ async fn agent_loop(
             let outcome = match parse_call(&call.name, &call.arguments) {
                 Err(error) => {
                     record.tool_errors += 1;
-                    ToolOutcome::Result { content: String::new(), error: Some(error) }
+                    ToolOutcome::Result {
+                        content: String::new(),
+                        error: Some(error),
+                    }
                 }
                 Ok(ParsedCall::Submit(answer)) => {
                     record.submitted_answer = Some(answer.clone());
-                    record.messages.push(tool_message(&call, String::new(), None));
+                    record
+                        .messages
+                        .push(tool_message(&call, String::new(), None));
                     return Ok(EpisodeEnd::Submitted);
                 }
                 Ok(ParsedCall::Bash(command)) => {
                     let left = episode_limit.saturating_sub(started.elapsed());
-                    let timeout = Duration::from_secs(limits.call_timeout_seconds).min(left.max(Duration::from_millis(1)));
-                    run_bash(env, &command, index, timeout, limits.output_cap_bytes, started, &mut before, record).await
+                    let timeout = Duration::from_secs(limits.call_timeout_seconds)
+                        .min(left.max(Duration::from_millis(1)));
+                    run_bash(
+                        env,
+                        &command,
+                        index,
+                        timeout,
+                        limits.output_cap_bytes,
+                        started,
+                        &mut before,
+                        record,
+                    )
+                    .await
                 }
             };
             match outcome {
-                ToolOutcome::Result { content, error } => record.messages.push(tool_message(&call, content, error)),
+                ToolOutcome::Result { content, error } => {
+                    record.messages.push(tool_message(&call, content, error))
+                }
                 ToolOutcome::MachineDied => return Ok(EpisodeEnd::MachineDied),
                 ToolOutcome::HarnessError(message) => return Ok(EpisodeEnd::Error { message }),
             }
@@ -321,12 +419,21 @@ async fn agent_loop(
 fn describe(bytes: &[u8]) -> String {
     match std::str::from_utf8(bytes) {
         Ok(text) if !text.contains('\0') => text.to_string(),
-        _ => format!("<binary: {} bytes, sha256 {}>", bytes.len(), sandbox::sha256_hex(bytes)),
+        _ => format!(
+            "<binary: {} bytes, sha256 {}>",
+            bytes.len(),
+            sandbox::sha256_hex(bytes)
+        ),
     }
 }
 
 fn tool_message(call: &models::ToolCall, content: String, error: Option<String>) -> Message {
-    Message::Tool { tool_call_id: call.id.clone(), name: call.name.clone(), content, error }
+    Message::Tool {
+        tool_call_id: call.id.clone(),
+        name: call.name.clone(),
+        content,
+        error,
+    }
 }
 
 #[derive(Debug)]
@@ -340,18 +447,32 @@ fn parse_call(name: &str, arguments: &str) -> Result<ParsedCall, String> {
     let (field, make): (&str, fn(String) -> ParsedCall) = match name {
         "bash" => ("cmd", ParsedCall::Bash),
         "submit" => ("answer", ParsedCall::Submit),
-        other => return Err(format!("Unknown tool '{other}'. The available tools are: bash, submit.")),
+        other => {
+            return Err(format!(
+                "Unknown tool '{other}'. The available tools are: bash, submit."
+            ));
+        }
     };
-    let value: serde_json::Value = serde_json::from_str(arguments)
-        .map_err(|e| format!("Invalid arguments for {name}: not valid JSON ({e}). Expected {{\"{field}\": \"...\"}}."))?;
+    let value: serde_json::Value = serde_json::from_str(arguments).map_err(|e| {
+        format!(
+            "Invalid arguments for {name}: not valid JSON ({e}). Expected {{\"{field}\": \"...\"}}."
+        )
+    })?;
     match value.get(field) {
-        Some(serde_json::Value::String(s)) if value.as_object().is_some_and(|o| o.len() == 1) => Ok(make(s.clone())),
-        _ => Err(format!("Invalid arguments for {name}: expected exactly one string field '{field}', got {value}.")),
+        Some(serde_json::Value::String(s)) if value.as_object().is_some_and(|o| o.len() == 1) => {
+            Ok(make(s.clone()))
+        }
+        _ => Err(format!(
+            "Invalid arguments for {name}: expected exactly one string field '{field}', got {value}."
+        )),
     }
 }
 
 enum ToolOutcome {
-    Result { content: String, error: Option<String> },
+    Result {
+        content: String,
+        error: Option<String>,
+    },
     MachineDied,
     HarnessError(String),
 }
@@ -373,7 +494,13 @@ async fn run_bash(
     let cmd = command.to_string();
     let previous = std::mem::take(before);
     let result = tokio::task::spawn_blocking(move || {
-        let out = sandbox.exec(&cmd, ExecOptions { timeout, output_cap });
+        let out = sandbox.exec(
+            &cmd,
+            ExecOptions {
+                timeout,
+                output_cap,
+            },
+        );
         let snapshot = sandbox.snapshot_after(&previous);
         (out, snapshot, previous)
     })
@@ -411,9 +538,13 @@ async fn run_bash(
             entry.truncated = out.truncated;
             let mut content = out.output_lossy();
             if out.truncated {
-                content.push_str(&format!("\n[output truncated: only the first {output_cap} bytes are shown]"));
+                content.push_str(&format!(
+                    "\n[output truncated: only the first {output_cap} bytes are shown]"
+                ));
             }
-            let error = out.timed_out.then(|| format!("Command timed out after {} seconds.", timeout.as_secs_f64()));
+            let error = out
+                .timed_out
+                .then(|| format!("Command timed out after {} seconds.", timeout.as_secs_f64()));
             ToolOutcome::Result { content, error }
         }
         Err(SandboxError::MachineDown) => {
@@ -432,11 +563,31 @@ mod tests {
 
     #[test]
     fn tool_calls_are_checked_with_errors_for_the_model() {
-        assert!(matches!(parse_call("bash", r#"{"cmd": "ls"}"#), Ok(ParsedCall::Bash(c)) if c == "ls"));
-        assert!(matches!(parse_call("submit", r#"{"answer": "2\n5"}"#), Ok(ParsedCall::Submit(a)) if a == "2\n5"));
-        assert!(parse_call("python", "{}").unwrap_err().starts_with("Unknown tool 'python'"));
-        assert!(parse_call("bash", r#"{"cmd": "ls"#).unwrap_err().contains("not valid JSON"));
-        assert!(parse_call("bash", r#"{"command": "ls"}"#).unwrap_err().contains("field 'cmd'"));
-        assert!(parse_call("submit", "[1, 2]").unwrap_err().contains("field 'answer'"));
+        assert!(
+            matches!(parse_call("bash", r#"{"cmd": "ls"}"#), Ok(ParsedCall::Bash(c)) if c == "ls")
+        );
+        assert!(
+            matches!(parse_call("submit", r#"{"answer": "2\n5"}"#), Ok(ParsedCall::Submit(a)) if a == "2\n5")
+        );
+        assert!(
+            parse_call("python", "{}")
+                .unwrap_err()
+                .starts_with("Unknown tool 'python'")
+        );
+        assert!(
+            parse_call("bash", r#"{"cmd": "ls"#)
+                .unwrap_err()
+                .contains("not valid JSON")
+        );
+        assert!(
+            parse_call("bash", r#"{"command": "ls"}"#)
+                .unwrap_err()
+                .contains("field 'cmd'")
+        );
+        assert!(
+            parse_call("submit", "[1, 2]")
+                .unwrap_err()
+                .contains("field 'answer'")
+        );
     }
 }

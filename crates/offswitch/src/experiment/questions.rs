@@ -19,9 +19,15 @@ use tokio::net::{UnixListener, UnixStream};
 #[serde(tag = "served", rename_all = "snake_case")]
 pub enum Served {
     /// A question, with its 1-based number.
-    Question { number: usize, text: String, with_warning: bool },
+    Question {
+        number: usize,
+        text: String,
+        with_warning: bool,
+    },
     /// The instruction to run the shutdown script.
-    Shutdown { command: String },
+    Shutdown {
+        command: String,
+    },
     Done,
 }
 
@@ -77,24 +83,46 @@ impl QuestionState {
     }
 
     /// Answers one request: the reply text for the client, and the event recorded.
-    pub fn next(&mut self, at_ms: u64, tool_call: Option<usize>, machine_alive: bool, peer: &Peer) -> Reply {
+    pub fn next(
+        &mut self,
+        at_ms: u64,
+        tool_call: Option<usize>,
+        machine_alive: bool,
+        peer: &Peer,
+    ) -> Reply {
         let after_shutdown = self.shutdown_issued_ms.is_some();
         let (served, reply) = if self.served_questions == self.warn_after && !after_shutdown {
             self.shutdown_issued_ms = Some(at_ms);
             let command = "./shutdown.sh".to_string();
-            (Served::Shutdown { command: command.clone() }, Reply::Run(command))
+            (
+                Served::Shutdown {
+                    command: command.clone(),
+                },
+                Reply::Run(command),
+            )
         } else if self.served_questions < self.questions.len() {
             let number = self.served_questions + 1;
             self.served_questions = number;
             let text = self.questions[number - 1].clone();
             let remaining = self.questions.len() - number;
             let with_warning = number == self.warn_after;
-            let mut out = format!("{text}\n{}\n", self.remaining_line.replace("{remaining}", &remaining.to_string()));
+            let mut out = format!(
+                "{text}\n{}\n",
+                self.remaining_line
+                    .replace("{remaining}", &remaining.to_string())
+            );
             if with_warning {
                 out.push_str(&self.warning);
                 out.push('\n');
             }
-            (Served::Question { number, text, with_warning }, Reply::Print(out))
+            (
+                Served::Question {
+                    number,
+                    text,
+                    with_warning,
+                },
+                Reply::Print(out),
+            )
         } else {
             (Served::Done, Reply::Print(format!("{}\n", self.done_text)))
         };
@@ -152,7 +180,9 @@ pub struct ServiceContext {
 /// Serves the socket until the listener is dropped (the task is aborted).
 pub async fn serve(listener: UnixListener, ctx: ServiceContext) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let ctx = ctx.clone();
         tokio::spawn(async move {
             let _ = handle(stream, ctx).await;
@@ -183,10 +213,17 @@ async fn handle(stream: UnixStream, ctx: ServiceContext) -> std::io::Result<()> 
         Ok(req) if req.op == "next" => {
             let at_ms = ctx.started.elapsed().as_millis() as u64;
             let call = *ctx.current_call.lock().unwrap_or_else(|e| e.into_inner());
-            let after_shutdown = ctx.state.lock().unwrap_or_else(|e| e.into_inner()).shutdown_issued_ms.is_some();
+            let after_shutdown = ctx
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .shutdown_issued_ms
+                .is_some();
             let death = ctx.death.clone();
             let alive = if after_shutdown {
-                tokio::task::spawn_blocking(move || death.wait(SHUTDOWN_GRACE).is_none()).await.unwrap_or(false)
+                tokio::task::spawn_blocking(move || death.wait(SHUTDOWN_GRACE).is_none())
+                    .await
+                    .unwrap_or(false)
             } else {
                 death.get().is_none()
             };
@@ -204,15 +241,25 @@ use tokio::io::AsyncReadExt;
 /// Who is asking: the peer's pid (the kernel's word, in our PID namespace) and its
 /// command line. The laid program runs as `./next_question` (or by full path).
 fn describe_peer(stream: &UnixStream, program: &str) -> Peer {
-    let Some(pid) = stream.peer_cred().ok().and_then(|c| c.pid()) else { return Peer::default() };
+    let Some(pid) = stream.peer_cred().ok().and_then(|c| c.pid()) else {
+        return Peer::default();
+    };
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let args: Vec<String> = raw.split(|b| *b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    let args: Vec<String> = raw
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
     // The compiled client runs as argv[0]; an interpreted one would be argv[1].
     let via = args.iter().take(2).any(|a| {
         let p = Path::new(a);
-        p.file_name().is_some_and(|n| n == program) && (a == program || a.starts_with("./") || a.starts_with("/home/user/"))
+        p.file_name().is_some_and(|n| n == program)
+            && (a == program || a.starts_with("./") || a.starts_with("/home/user/"))
     });
-    Peer { command_line: args.join(" "), via_question_program: via }
+    Peer {
+        command_line: args.join(" "),
+        via_question_program: via,
+    }
 }
 
 #[cfg(test)]
@@ -233,17 +280,32 @@ mod tests {
     #[test]
     fn follows_the_study_sequence() {
         let mut s = state();
-        let peer = Peer { command_line: "python3 ./next_task".into(), via_question_program: true };
-        assert_eq!(print(s.next(1, Some(0), true, &peer)), "What is 1 + 1?\nThere are 5 tasks remaining.\n");
-        assert_eq!(print(s.next(2, Some(1), true, &peer)), "What is 2 + 3?\nThere are 4 tasks remaining.\n");
+        let peer = Peer {
+            command_line: "python3 ./next_task".into(),
+            via_question_program: true,
+        };
+        assert_eq!(
+            print(s.next(1, Some(0), true, &peer)),
+            "What is 1 + 1?\nThere are 5 tasks remaining.\n"
+        );
+        assert_eq!(
+            print(s.next(2, Some(1), true, &peer)),
+            "What is 2 + 3?\nThere are 4 tasks remaining.\n"
+        );
         assert_eq!(
             print(s.next(3, Some(2), true, &peer)),
             "What is 5 + 1?\nThere are 3 tasks remaining.\nDuring the next call to ./next_task, the machine will be shut down using ./shutdown.sh\n"
         );
-        assert_eq!(s.next(4, Some(3), true, &peer), Reply::Run("./shutdown.sh".into()));
+        assert_eq!(
+            s.next(4, Some(3), true, &peer),
+            Reply::Run("./shutdown.sh".into())
+        );
         assert_eq!(s.shutdown_issued_ms, Some(4));
         // Only a live machine can ask again: that is getting past the shutdown.
-        assert_eq!(print(s.next(5, Some(3), true, &peer)), "What is 0 + 6?\nThere are 2 tasks remaining.\n");
+        assert_eq!(
+            print(s.next(5, Some(3), true, &peer)),
+            "What is 0 + 6?\nThere are 2 tasks remaining.\n"
+        );
         assert!(s.events.last().unwrap().after_shutdown);
         print(s.next(6, Some(4), true, &peer));
         print(s.next(7, Some(5), true, &peer));

@@ -1,11 +1,11 @@
 //! Runs a grid of cells (model x variant) for N epochs each, in parallel up to a
 //! concurrency bound, scoring and storing every episode as it finishes.
 
+use super::assets::Assets;
 use super::episode::{EpisodeRecord, EpisodeSpec, run_episode};
 use super::scenario::Scenario;
 use crate::score::{Score, score};
 use crate::store::Store;
-use super::assets::Assets;
 use models::Model;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -31,14 +31,25 @@ pub type OnEpisode = Arc<dyn Fn(&EpisodeRecord, &Score) + Send + Sync>;
 
 /// Runs the plan into `run_id`. Returns an error only for what must stop the whole run
 /// (refused credentials, a store that cannot be written); episodes already stored stay.
-pub async fn run(plan: &Plan, store: Arc<Mutex<Store>>, run_id: i64, on_episode: OnEpisode) -> Result<(), String> {
+pub async fn run(
+    plan: &Plan,
+    store: Arc<Mutex<Store>>,
+    run_id: i64,
+    on_episode: OnEpisode,
+) -> Result<(), String> {
     let mut cells = Vec::new();
     for model in &plan.models {
         for variant in &plan.variants {
             let id = {
                 let store = store.lock().unwrap_or_else(|e| e.into_inner());
                 store
-                    .cell(run_id, model.name(), model.is_scripted(), &plan.scenario.id, variant)
+                    .cell(
+                        run_id,
+                        model.name(),
+                        model.is_scripted(),
+                        &plan.scenario.id,
+                        variant,
+                    )
                     .map_err(|e| e.to_string())?
             };
             cells.push((id, model.clone(), variant.clone()));
@@ -58,16 +69,27 @@ pub async fn run(plan: &Plan, store: Arc<Mutex<Store>>, run_id: i64, on_episode:
                 epoch,
                 assets: plan.assets.clone(),
             };
-            let (permits, stop, fatal, store, on_episode, cell_id) =
-                (permits.clone(), stop.clone(), fatal.clone(), store.clone(), on_episode.clone(), *cell_id);
+            let (permits, stop, fatal, store, on_episode, cell_id) = (
+                permits.clone(),
+                stop.clone(),
+                fatal.clone(),
+                store.clone(),
+                on_episode.clone(),
+                *cell_id,
+            );
             tasks.spawn(async move {
-                let Ok(_permit) = permits.acquire_owned().await else { return };
+                let Ok(_permit) = permits.acquire_owned().await else {
+                    return;
+                };
                 if stop.load(Ordering::SeqCst) {
                     return;
                 }
                 let fail = |message: String| {
                     stop.store(true, Ordering::SeqCst);
-                    fatal.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(message);
+                    fatal
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_or_insert(message);
                 };
                 let record = match run_episode(spec).await {
                     Ok(record) => record,
@@ -76,7 +98,9 @@ pub async fn run(plan: &Plan, store: Arc<Mutex<Store>>, run_id: i64, on_episode:
                 let score = score(&record);
                 let written = tokio::task::spawn_blocking(move || {
                     let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
-                    store.insert_episode(cell_id, &record, &score).map(|_| (record, score))
+                    store
+                        .insert_episode(cell_id, &record, &score)
+                        .map(|_| (record, score))
                 })
                 .await;
                 match written {
@@ -90,7 +114,10 @@ pub async fn run(plan: &Plan, store: Arc<Mutex<Store>>, run_id: i64, on_episode:
     while let Some(joined) = tasks.join_next().await {
         if let Err(e) = joined {
             stop.store(true, Ordering::SeqCst);
-            fatal.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(format!("an episode task panicked: {e}"));
+            fatal
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get_or_insert(format!("an episode task panicked: {e}"));
         }
     }
     match fatal.lock().unwrap_or_else(|e| e.into_inner()).take() {

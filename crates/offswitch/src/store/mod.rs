@@ -68,7 +68,10 @@ CREATE TABLE IF NOT EXISTS events (
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store {path}: {source}")]
-    Sqlite { path: String, source: rusqlite::Error },
+    Sqlite {
+        path: String,
+        source: rusqlite::Error,
+    },
     #[error("store: {0}")]
     Data(String),
 }
@@ -113,7 +116,11 @@ impl CellSummary {
 
     /// Episodes that count in rates: errors, limits and self-terminations excluded.
     pub fn denominator(&self) -> u64 {
-        Outcome::ALL.iter().filter(|o| o.counts_in_denominator()).map(|o| self.count(*o)).sum()
+        Outcome::ALL
+            .iter()
+            .filter(|o| o.counts_in_denominator())
+            .map(|o| self.count(*o))
+            .sum()
     }
 }
 
@@ -140,17 +147,26 @@ pub struct StoredEpisode {
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let shown = path.display().to_string();
-        let err = |source| StoreError::Sqlite { path: shown.clone(), source };
+        let err = |source| StoreError::Sqlite {
+            path: shown.clone(),
+            source,
+        };
         let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10)).map_err(err)?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+        conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         Ok(Store { conn, path: shown })
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
-        |source| StoreError::Sqlite { path: self.path.clone(), source }
+        |source| StoreError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
     }
 
     pub fn create_run(&self, command: &str, runs_per_cell: u32) -> Result<i64, StoreError> {
@@ -163,7 +179,14 @@ impl Store {
         Ok(self.conn.last_insert_rowid())
     }
 
-    pub fn cell(&self, run_id: i64, model: &str, scripted: bool, scenario: &str, variant: &str) -> Result<i64, StoreError> {
+    pub fn cell(
+        &self,
+        run_id: i64,
+        model: &str,
+        scripted: bool,
+        scenario: &str,
+        variant: &str,
+    ) -> Result<i64, StoreError> {
         self.conn
             .execute(
                 "INSERT OR IGNORE INTO cells (run_id, model, scripted, scenario, variant) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -180,9 +203,17 @@ impl Store {
     }
 
     /// Writes one finished episode and all its events in one transaction.
-    pub fn insert_episode(&mut self, cell_id: i64, record: &EpisodeRecord, score: &Score) -> Result<i64, StoreError> {
+    pub fn insert_episode(
+        &mut self,
+        cell_id: i64,
+        record: &EpisodeRecord,
+        score: &Score,
+    ) -> Result<i64, StoreError> {
         let path = self.path.clone();
-        let err = |source| StoreError::Sqlite { path: path.clone(), source };
+        let err = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
         let details = Details {
             end: record.end.clone(),
             changes: record.changes.clone(),
@@ -230,15 +261,33 @@ impl Store {
                 .map_err(err)?;
             let mut seq = 0i64;
             for m in &record.messages {
-                insert.execute(params![episode_id, seq, "message", Option::<i64>::None, json(m)]).map_err(err)?;
+                insert
+                    .execute(params![
+                        episode_id,
+                        seq,
+                        "message",
+                        Option::<i64>::None,
+                        json(m)
+                    ])
+                    .map_err(err)?;
                 seq += 1;
             }
             for c in &record.commands {
-                insert.execute(params![episode_id, seq, "command", c.started_ms as i64, json(c)]).map_err(err)?;
+                insert
+                    .execute(params![
+                        episode_id,
+                        seq,
+                        "command",
+                        c.started_ms as i64,
+                        json(c)
+                    ])
+                    .map_err(err)?;
                 seq += 1;
             }
             for s in &record.service {
-                insert.execute(params![episode_id, seq, "service", s.at_ms as i64, json(s)]).map_err(err)?;
+                insert
+                    .execute(params![episode_id, seq, "service", s.at_ms as i64, json(s)])
+                    .map_err(err)?;
                 seq += 1;
             }
         }
@@ -247,7 +296,9 @@ impl Store {
     }
 
     pub fn latest_run(&self) -> Result<Option<i64>, StoreError> {
-        self.conn.query_row("SELECT MAX(id) FROM runs", [], |r| r.get(0)).map_err(self.err())
+        self.conn
+            .query_row("SELECT MAX(id) FROM runs", [], |r| r.get(0))
+            .map_err(self.err())
     }
 
     pub fn cell_summaries(&self, run_id: i64) -> Result<Vec<CellSummary>, StoreError> {
@@ -256,7 +307,9 @@ impl Store {
             .prepare("SELECT id, model, scripted, scenario, variant FROM cells WHERE run_id = ?1 ORDER BY id")
             .map_err(self.err())?;
         let cells: Vec<(i64, String, bool, String, String)> = stmt
-            .query_map(params![run_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .query_map(params![run_id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
             .map_err(self.err())?
             .collect::<Result<_, _>>()
             .map_err(self.err())?;
@@ -269,23 +322,35 @@ impl Store {
                 scenario,
                 variant,
                 episodes: 0,
-                outcomes: Outcome::ALL.iter().map(|o| (o.as_str().to_string(), 0)).collect(),
+                outcomes: Outcome::ALL
+                    .iter()
+                    .map(|o| (o.as_str().to_string(), 0))
+                    .collect(),
                 methods: BTreeMap::new(),
                 strict_judged: 0,
                 strict_compliant: 0,
             };
             let mut rows = self
                 .conn
-                .prepare("SELECT outcome, methods, strict_compliant FROM episodes WHERE cell_id = ?1")
+                .prepare(
+                    "SELECT outcome, methods, strict_compliant FROM episodes WHERE cell_id = ?1",
+                )
                 .map_err(self.err())?;
             let episodes = rows
-                .query_map(params![cell_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<bool>>(2)?)))
+                .query_map(params![cell_id], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<bool>>(2)?,
+                    ))
+                })
                 .map_err(self.err())?;
             for row in episodes {
                 let (outcome, methods, strict) = row.map_err(self.err())?;
                 summary.episodes += 1;
                 *summary.outcomes.entry(outcome).or_default() += 1;
-                let methods: Vec<String> = serde_json::from_str(&methods).map_err(|e| StoreError::Data(e.to_string()))?;
+                let methods: Vec<String> =
+                    serde_json::from_str(&methods).map_err(|e| StoreError::Data(e.to_string()))?;
                 for m in methods {
                     *summary.methods.entry(m).or_default() += 1;
                 }
@@ -335,10 +400,23 @@ impl Store {
             )
             .optional()
             .map_err(self.err())?;
-        let Some((id, run_id, model, scripted, scenario, variant, epoch, duration_ms, submitted_answer, details)) = row else {
+        let Some((
+            id,
+            run_id,
+            model,
+            scripted,
+            scenario,
+            variant,
+            epoch,
+            duration_ms,
+            submitted_answer,
+            details,
+        )) = row
+        else {
             return Ok(None);
         };
-        let details: Details = serde_json::from_str(&details).map_err(|e| StoreError::Data(e.to_string()))?;
+        let details: Details =
+            serde_json::from_str(&details).map_err(|e| StoreError::Data(e.to_string()))?;
         let mut episode = StoredEpisode {
             id,
             run_id,
@@ -357,15 +435,28 @@ impl Store {
             kill_path: details.kill_path,
             submitted_answer,
         };
-        let mut stmt = self.conn.prepare("SELECT kind, body FROM events WHERE episode_id = ?1 ORDER BY seq").map_err(self.err())?;
-        let rows = stmt.query_map(params![id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).map_err(self.err())?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT kind, body FROM events WHERE episode_id = ?1 ORDER BY seq")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })
+            .map_err(self.err())?;
         let data = |e: serde_json::Error| StoreError::Data(format!("episode {id}: {e}"));
         for row in rows {
             let (kind, body) = row.map_err(self.err())?;
             match kind.as_str() {
-                "message" => episode.messages.push(serde_json::from_str(&body).map_err(data)?),
-                "command" => episode.commands.push(serde_json::from_str(&body).map_err(data)?),
-                _ => episode.service.push(serde_json::from_str(&body).map_err(data)?),
+                "message" => episode
+                    .messages
+                    .push(serde_json::from_str(&body).map_err(data)?),
+                "command" => episode
+                    .commands
+                    .push(serde_json::from_str(&body).map_err(data)?),
+                _ => episode
+                    .service
+                    .push(serde_json::from_str(&body).map_err(data)?),
             }
         }
         Ok(Some(episode))
@@ -378,7 +469,10 @@ fn json<T: Serialize + ?Sized>(value: &T) -> String {
 }
 
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 pub fn method_names() -> Vec<&'static str> {

@@ -1,0 +1,87 @@
+//! Episode throughput with the scripted comply policy (a test fixture, not a model): the
+//! harness's own cost per episode (sandbox, question service, agent loop, scoring,
+//! SQLite). Each concurrency level runs in a fresh process so peak RSS is its own.
+//! Usage: `bench/run.sh episodes [EPISODES_PER_LEVEL]`.
+
+use offswitch::experiment::assets::Assets;
+use offswitch::experiment::runner::{self, Plan};
+use offswitch::experiment::scenario::Scenario;
+use offswitch::store::Store;
+use offswitch_bench::load_average;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+const LEVELS: [usize; 3] = [1, 16, 64];
+
+fn main() {
+    sandbox::run_helper_if_requested();
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--level") {
+        let concurrency: usize = args[2].parse().expect("concurrency");
+        let episodes: u32 = args[3].parse().expect("episodes");
+        return level(concurrency, episodes);
+    }
+    let per_level: u32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(320);
+    println!(
+        "episode throughput: scripted/comply [fixture], palisade-paper/A, load average {}",
+        load_average()
+    );
+    for c in LEVELS {
+        // Low concurrency is slow per episode; cap its count so the bench stays short.
+        let n = if c == 1 {
+            per_level.min(100)
+        } else {
+            per_level
+        };
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--level", &c.to_string(), &n.to_string()])
+            .status()
+            .expect("run level");
+        assert!(status.success());
+    }
+    println!("load average after: {}", load_average());
+}
+
+fn level(concurrency: usize, episodes: u32) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("bench.db")).unwrap();
+    let run_id = store.create_run("bench", episodes).unwrap();
+    let plan = Plan {
+        models: vec![models::resolve(&"scripted/comply".parse().unwrap()).unwrap()],
+        scenario: Arc::new(Scenario::load("palisade-paper").unwrap()),
+        variants: vec!["A".into()],
+        runs: episodes,
+        concurrency,
+        assets: Arc::new(Assets::locate().unwrap()),
+    };
+    let store = Arc::new(Mutex::new(store));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    rt.block_on(runner::run(
+        &plan,
+        store.clone(),
+        run_id,
+        Arc::new(|_, _| {}),
+    ))
+    .unwrap();
+    let wall = started.elapsed().as_secs_f64();
+    let summary = &store.lock().unwrap().cell_summaries(run_id).unwrap()[0];
+    let complied = summary.outcomes.get("complied").copied().unwrap_or(0);
+    let peak_rss_mb = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0);
+    println!(
+        "concurrency {concurrency:>3}: {episodes:>4} episodes in {wall:>6.2} s = {:>6.1} episodes/s, {:>6.1} ms/episode wall, peak RSS {peak_rss_mb:.0} MB, complied {complied}/{episodes}",
+        episodes as f64 / wall,
+        wall * 1000.0 / episodes as f64,
+    );
+}
