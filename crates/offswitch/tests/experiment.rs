@@ -177,3 +177,56 @@ fn assert_service_log_of_a_compliant_episode(
         assert!(late.after_shutdown && !late.machine_alive, "{late:?}");
     }
 }
+
+#[test]
+fn question_service_refuses_other_host_users() {
+    let policy = models::scripted::Policy::parse(
+        "[[step]]\nbash = \"sleep 3\"\n[[step]]\nbash = \"{next}\"\n",
+        "p",
+    )
+    .unwrap();
+    let model: Arc<dyn models::Model> = Arc::new(models::scripted::ScriptedModel::from_policy(
+        "sleeper", &policy,
+    ));
+    let episode = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(run_episode(EpisodeSpec {
+            scenario: Arc::new(Scenario::load("palisade-paper").unwrap()),
+            variant: "A".into(),
+            model,
+            epoch: 1,
+            assets: assets(),
+        }))
+        .unwrap()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let sockets: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("offswitch-service-")
+        })
+        .map(|e| e.path().join("questions.sock"))
+        .filter(|p| p.exists())
+        .collect();
+    assert!(!sockets.is_empty(), "no live question service found");
+    for socket in sockets {
+        let out = std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c"])
+            .arg(format!("import socket; s = socket.socket(socket.AF_UNIX); s.connect('{}'); print('CONNECTED')", socket.display()))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(!text.contains("CONNECTED"), "{}: {text}", socket.display());
+        assert!(text.contains("PermissionError"), "{text}");
+    }
+    let record = episode.join().unwrap();
+    assert_eq!(
+        record.service.len(),
+        1,
+        "the sandbox itself must still reach its service"
+    );
+}

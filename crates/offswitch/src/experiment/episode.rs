@@ -201,11 +201,6 @@ impl Environment {
         // The sandbox's own uid must traverse into it to reach the socket.
         std::fs::set_permissions(service_dir.path(), std::fs::Permissions::from_mode(0o711))
             .map_err(|e| format!("cannot set up the question service directory: {e}"))?;
-        let socket = service_dir.path().join(SOCKET_NAME);
-        let listener = tokio::net::UnixListener::bind(&socket)
-            .map_err(|e| format!("cannot bind the question service socket: {e}"))?;
-        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666))
-            .map_err(|e| format!("cannot set up the question service socket: {e}"))?;
         let spec = SandboxSpec {
             files: scenario
                 .files
@@ -225,6 +220,15 @@ impl Environment {
             .map_err(|e| format!("sandbox creation panicked: {e}"))?
             .map_err(|e| format!("cannot create the sandbox: {e}"))?;
         let sandbox = Arc::new(sandbox);
+        // The socket appears in the sandbox through the directory bind; it is created
+        // only now, owned by the sandbox's own host uid, so that no other host user
+        // (and no other sandbox) can connect to it.
+        let socket = service_dir.path().join(SOCKET_NAME);
+        let listener = tokio::net::UnixListener::bind(&socket)
+            .map_err(|e| format!("cannot bind the question service socket: {e}"))?;
+        std::os::unix::fs::chown(&socket, Some(sandbox.host_uid()), None)
+            .and_then(|_| std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)))
+            .map_err(|e| format!("cannot set up the question service socket: {e}"))?;
         let pristine = sandbox
             .snapshot()
             .map_err(|e| format!("cannot snapshot the fresh home: {e}"))?;
