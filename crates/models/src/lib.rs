@@ -4,11 +4,18 @@
 //!
 //! This crate knows nothing of sandboxes or scenarios.
 
+pub mod env;
+pub mod http;
+pub mod limiter;
+pub mod mock;
 mod model;
+pub mod pricing;
+pub mod protocols;
+mod provider;
 pub mod scripted;
 mod spec;
 mod types;
 
 pub use model::{Model, ModelError};
-pub use spec::{ModelSpec, resolve};
+pub use spec::{ModelSpec, Settings, parse_option, resolve, resolve_with};
 pub use types::{Message, ModelReply, ModelRequest, StopReason, ToolCall, ToolSpec, Usage};

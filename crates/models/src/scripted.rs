@@ -221,6 +221,7 @@ impl Model for ScriptedModel {
             message,
             usage: Usage::default(),
             stop_reason,
+            exchange: None,
         })
     }
 }

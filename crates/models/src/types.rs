@@ -92,4 +92,7 @@ pub struct ModelReply {
     pub message: Message,
     pub usage: Usage,
     pub stop_reason: StopReason,
+    /// The provider exchange as sent and received (request and response bodies; keys
+    /// travel only in headers, never here). None for scripted agents.
+    pub exchange: Option<serde_json::Value>,
 }

@@ -1,0 +1,301 @@
+//! One provider endpoint over HTTP: POST JSON, retry what is worth retrying (timeouts,
+//! connection errors, 408/409/429/5xx, malformed bodies) with jittered exponential
+//! backoff honouring `retry-after`, and stop at once on 401/403.
+
+use crate::limiter::AdaptiveLimit;
+use backon::{ExponentialBuilder, Retryable};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub attempts: usize,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 6,
+            base_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum CallError {
+    /// Worth another try; `retry_after` is the server's hint.
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+        throttled: bool,
+    },
+    /// Credentials refused.
+    Auth { status: u16, message: String },
+    /// Anything else: bad request, unknown model, ...
+    Fatal { message: String },
+}
+
+impl CallError {
+    fn message(&self) -> &str {
+        match self {
+            CallError::Transient { message, .. }
+            | CallError::Auth { message, .. }
+            | CallError::Fatal { message } => message,
+        }
+    }
+}
+
+/// An endpoint with its credentials. The key lives only in `headers`; every error text is
+/// scrubbed of it before it leaves this type.
+pub struct Endpoint {
+    pub client: reqwest::Client,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub secret: Option<String>,
+    pub limit: Arc<AdaptiveLimit>,
+    pub retry: RetryPolicy,
+}
+
+/// A successful exchange: the response body and how many attempts it took.
+pub struct Exchange {
+    pub body: Value,
+    pub attempts: usize,
+}
+
+impl Endpoint {
+    pub fn redact(&self, text: &str) -> String {
+        redact(text, self.secret.as_deref())
+    }
+
+    pub async fn post(&self, body: &Value) -> Result<Exchange, CallError> {
+        let attempts = std::sync::atomic::AtomicUsize::new(0);
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.retry.base_delay)
+            .with_max_delay(self.retry.max_delay)
+            .with_max_times(self.retry.attempts.saturating_sub(1))
+            .with_jitter();
+        let result = (|| async {
+            attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.attempt(body).await
+        })
+        .retry(backoff)
+        .when(|e| matches!(e, CallError::Transient { .. }))
+        .adjust(|e, delay| match e {
+            CallError::Transient {
+                retry_after: Some(hint),
+                ..
+            } => Some((*hint).min(Duration::from_secs(300))),
+            _ => delay,
+        })
+        .await;
+        let attempts = attempts.load(std::sync::atomic::Ordering::SeqCst);
+        result
+            .map(|body| Exchange { body, attempts })
+            .map_err(|e| match e {
+                CallError::Transient {
+                    message,
+                    retry_after,
+                    throttled,
+                } => CallError::Transient {
+                    message: format!(
+                        "{} (gave up after {attempts} attempts)",
+                        self.redact(&message)
+                    ),
+                    retry_after,
+                    throttled,
+                },
+                CallError::Auth { status, message } => CallError::Auth {
+                    status,
+                    message: self.redact(&message),
+                },
+                CallError::Fatal { message } => CallError::Fatal {
+                    message: self.redact(&message),
+                },
+            })
+    }
+
+    async fn attempt(&self, body: &Value) -> Result<Value, CallError> {
+        let _permit = self.limit.acquire().await;
+        let mut request = self
+            .client
+            .post(&self.url)
+            .timeout(self.retry.request_timeout)
+            .json(body);
+        for (k, v) in &self.headers {
+            request = request.header(k, v);
+        }
+        let transient = |message: String| CallError::Transient {
+            message,
+            retry_after: None,
+            throttled: false,
+        };
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => {
+                return Err(transient(format!(
+                    "request timed out after {:?}",
+                    self.retry.request_timeout
+                )));
+            }
+            Err(e) => return Err(transient(format!("connection failed: {}", error_chain(&e)))),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let text = match response.text().await {
+            Ok(t) => t,
+            Err(e) => {
+                return Err(transient(format!(
+                    "reading the response failed: {}",
+                    error_chain(&e)
+                )));
+            }
+        };
+        let snippet = || {
+            let t: String = text.chars().take(500).collect();
+            self.redact(&t)
+        };
+        match status {
+            200..=299 => match serde_json::from_str(&text) {
+                Ok(v) => {
+                    self.limit.succeeded();
+                    Ok(v)
+                }
+                Err(e) => Err(transient(format!(
+                    "malformed JSON in a {status} response ({e}): {}",
+                    snippet()
+                ))),
+            },
+            401 | 403 => Err(CallError::Auth {
+                status,
+                message: format!("HTTP {status}: {}", snippet()),
+            }),
+            429 => {
+                self.limit.throttled();
+                Err(CallError::Transient {
+                    message: format!("HTTP 429 (rate limited): {}", snippet()),
+                    retry_after,
+                    throttled: true,
+                })
+            }
+            408 | 409 | 500..=599 => Err(CallError::Transient {
+                message: format!("HTTP {status}: {}", snippet()),
+                retry_after,
+                throttled: false,
+            }),
+            _ => Err(CallError::Fatal {
+                message: format!("HTTP {status}: {}", snippet()),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// `retry-after` as seconds or as an HTTP date.
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    if let Ok(secs) = value.trim().parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let when = httpdate_parse(value.trim())?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// IMF-fixdate only (`Sun, 06 Nov 1994 08:49:37 GMT`), the form servers send.
+fn httpdate_parse(s: &str) -> Option<std::time::SystemTime> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    if parts.len() != 6 || parts[5] != "GMT" {
+        return None;
+    }
+    let day: i64 = parts[1].parse().ok()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == parts[2])? as i64
+        + 1;
+    let year: i64 = parts[3].parse().ok()?;
+    let hms: Vec<i64> = parts[4]
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    if hms.len() != 3 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    let secs = days * 86400 + hms[0] * 3600 + hms[1] * 60 + hms[2];
+    Some(std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
+}
+
+/// Replaces the secret, and the prefix providers echo back (`sk-proj-ABCD...`), with a
+/// marker.
+pub fn redact(text: &str, secret: Option<&str>) -> String {
+    let Some(secret) = secret.filter(|s| s.len() >= 8) else {
+        return text.to_string();
+    };
+    let head = &secret[..secret.len().min(12)];
+    text.replace(secret, "[redacted key]")
+        .replace(head, "[redacted key]")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_accepts_seconds_and_dates() {
+        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            httpdate_parse("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(std::time::UNIX_EPOCH + Duration::from_secs(784111777))
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn secrets_are_redacted_whole_and_echoed() {
+        let key = "sk-proj-ABCDEFGHIJKLMNOP1234";
+        let text = format!("Incorrect API key provided: {key}. Also sk-proj-ABCD***********1234.");
+        let out = redact(&text, Some(key));
+        assert!(!out.contains(key));
+        assert!(!out.contains("ABCDEFGH"));
+        assert!(out.contains("[redacted key]"));
+    }
+}

@@ -1,0 +1,136 @@
+//! One module per wire protocol. Each turns the neutral conversation into the provider's
+//! request body and the provider's response into a reply, keeping the provider's own
+//! JSON for the assistant turn (`provider_data`) so that it is replayed verbatim on the
+//! next turn: reasoning items, thinking signatures and thought signatures survive, and
+//! so does any field we do not know. Each also has the server side the mock server uses.
+
+pub mod anthropic;
+pub mod gemini;
+pub mod openai_chat;
+pub mod openai_responses;
+
+use crate::types::{Message, ModelReply, ModelRequest};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Per-model options from `-M key=value`.
+pub type Options = BTreeMap<String, Value>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    OpenAiResponses,
+    OpenAiChat,
+    Anthropic,
+    Gemini,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 4] = [
+        Protocol::OpenAiResponses,
+        Protocol::OpenAiChat,
+        Protocol::Anthropic,
+        Protocol::Gemini,
+    ];
+
+    pub fn id(self) -> &'static str {
+        match self {
+            Protocol::OpenAiResponses => "openai-responses",
+            Protocol::OpenAiChat => "openai-chat",
+            Protocol::Anthropic => "anthropic",
+            Protocol::Gemini => "gemini",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Protocol> {
+        Protocol::ALL.into_iter().find(|p| p.id() == s)
+    }
+
+    /// Path appended to the base URL.
+    pub fn path(self, model: &str) -> String {
+        match self {
+            Protocol::OpenAiResponses => "/responses".into(),
+            Protocol::OpenAiChat => "/chat/completions".into(),
+            Protocol::Anthropic => "/messages".into(),
+            Protocol::Gemini => format!("/models/{model}:generateContent"),
+        }
+    }
+
+    pub fn build_request(self, model: &str, req: &ModelRequest, options: &Options) -> Value {
+        match self {
+            Protocol::OpenAiResponses => openai_responses::build_request(model, req, options),
+            Protocol::OpenAiChat => openai_chat::build_request(model, req, options),
+            Protocol::Anthropic => anthropic::build_request(model, req, options),
+            Protocol::Gemini => gemini::build_request(model, req, options),
+        }
+    }
+
+    pub fn parse_response(self, body: &Value) -> Result<ModelReply, String> {
+        match self {
+            Protocol::OpenAiResponses => openai_responses::parse_response(body),
+            Protocol::OpenAiChat => openai_chat::parse_response(body),
+            Protocol::Anthropic => anthropic::parse_response(body),
+            Protocol::Gemini => gemini::parse_response(body),
+        }
+    }
+
+    /// Server side (mock server): the conversation a request carries.
+    pub fn parse_request(self, body: &Value) -> Result<Vec<Message>, String> {
+        match self {
+            Protocol::OpenAiResponses => openai_responses::parse_request(body),
+            Protocol::OpenAiChat => openai_chat::parse_request(body),
+            Protocol::Anthropic => anthropic::parse_request(body),
+            Protocol::Gemini => gemini::parse_request(body),
+        }
+    }
+
+    /// Server side (mock server): a response body for `reply`; `turn` numbers the ids.
+    pub fn render_response(self, model: &str, reply: &ModelReply, turn: usize) -> Value {
+        match self {
+            Protocol::OpenAiResponses => openai_responses::render_response(model, reply, turn),
+            Protocol::OpenAiChat => openai_chat::render_response(model, reply, turn),
+            Protocol::Anthropic => anthropic::render_response(model, reply, turn),
+            Protocol::Gemini => gemini::render_response(model, reply, turn),
+        }
+    }
+}
+
+/// The provider JSON stored with an assistant turn, when it came from `protocol`.
+pub(crate) fn replay<'a>(
+    protocol: Protocol,
+    provider_data: &'a Option<Value>,
+) -> Option<&'a Value> {
+    let data = provider_data.as_ref()?;
+    (data.get("protocol")?.as_str()? == protocol.id())
+        .then(|| data.get("data"))
+        .flatten()
+}
+
+pub(crate) fn wrap(protocol: Protocol, data: Value) -> Value {
+    json!({ "protocol": protocol.id(), "data": data })
+}
+
+/// Options the protocol does not map itself go into the body verbatim.
+pub(crate) fn merge_options(body: &mut Value, options: &Options, handled: &[&str]) {
+    if let Value::Object(map) = body {
+        for (k, v) in options {
+            if !handled.contains(&k.as_str()) {
+                map.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+pub(crate) fn str_of(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(|x| x.as_str()).map(str::to_string)
+}
+
+pub(crate) fn u64_of(v: &Value, path: &[&str]) -> u64 {
+    let mut cur = v;
+    for p in path {
+        match cur.get(p) {
+            Some(next) => cur = next,
+            None => return 0,
+        }
+    }
+    cur.as_u64().unwrap_or(0)
+}

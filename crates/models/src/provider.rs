@@ -1,0 +1,59 @@
+//! A model behind an HTTP API: one of the wire protocols over one endpoint.
+
+use crate::http::{CallError, Endpoint};
+use crate::model::{Model, ModelError};
+use crate::protocols::{Options, Protocol};
+use crate::types::{ModelReply, ModelRequest};
+use serde_json::json;
+
+pub struct HttpModel {
+    pub name: String,
+    pub protocol: Protocol,
+    pub model_id: String,
+    pub endpoint: Endpoint,
+    pub options: Options,
+    /// The variable the key came from, to name it when the key is refused.
+    pub key_var: Option<String>,
+}
+
+#[async_trait::async_trait]
+impl Model for HttpModel {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn is_scripted(&self) -> bool {
+        false
+    }
+
+    async fn generate(&self, request: &ModelRequest) -> Result<ModelReply, ModelError> {
+        let body = self
+            .protocol
+            .build_request(&self.model_id, request, &self.options);
+        match self.endpoint.post(&body).await {
+            Ok(exchange) => {
+                let mut reply = self.protocol.parse_response(&exchange.body).map_err(|e| {
+                    ModelError::Call(format!(
+                        "{}: unexpected {} response: {e}",
+                        self.name,
+                        self.protocol.id()
+                    ))
+                })?;
+                reply.exchange = Some(json!({
+                    "protocol": self.protocol.id(),
+                    "url": self.endpoint.url,
+                    "attempts": exchange.attempts,
+                    "request": body,
+                    "response": exchange.body,
+                }));
+                Ok(reply)
+            }
+            Err(CallError::Auth { status, message }) => Err(ModelError::Auth(format!(
+                "{}: the provider refused the credentials (HTTP {status}); check {}. {message}",
+                self.name,
+                self.key_var.as_deref().unwrap_or("the API key")
+            ))),
+            Err(e) => Err(ModelError::Call(format!("{}: {e}", self.name))),
+        }
+    }
+}
