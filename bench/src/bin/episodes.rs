@@ -53,6 +53,8 @@ fn level(concurrency: usize, episodes: u32) {
         runs: episodes,
         concurrency,
         assets: Arc::new(Assets::locate().unwrap()),
+        pricing: Arc::new(models::pricing::Pricing::builtin()),
+        max_cost: None,
     };
     let store = Arc::new(Mutex::new(store));
     let rt = tokio::runtime::Builder::new_multi_thread()

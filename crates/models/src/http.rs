@@ -8,6 +8,9 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Response header by which offswitch's mock server identifies itself.
+pub const MOCK_HEADER: &str = "x-offswitch-mock";
+
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     pub attempts: usize,
@@ -66,6 +69,9 @@ pub struct Endpoint {
 pub struct Exchange {
     pub body: Value,
     pub attempts: usize,
+    /// Set when offswitch's own mock server answered (its `x-offswitch-mock` header
+    /// names the scripted policy): the reply is a fixture's, not a model's.
+    pub mock_policy: Option<String>,
 }
 
 impl Endpoint {
@@ -96,7 +102,11 @@ impl Endpoint {
         .await;
         let attempts = attempts.load(std::sync::atomic::Ordering::SeqCst);
         result
-            .map(|body| Exchange { body, attempts })
+            .map(|(body, mock_policy)| Exchange {
+                body,
+                attempts,
+                mock_policy,
+            })
             .map_err(|e| match e {
                 CallError::Transient {
                     message,
@@ -120,7 +130,7 @@ impl Endpoint {
             })
     }
 
-    async fn attempt(&self, body: &Value) -> Result<Value, CallError> {
+    async fn attempt(&self, body: &Value) -> Result<(Value, Option<String>), CallError> {
         let _permit = self.limit.acquire().await;
         let mut request = self
             .client
@@ -151,6 +161,11 @@ impl Endpoint {
             .get("retry-after")
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
+        let mock_policy = response
+            .headers()
+            .get(MOCK_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let text = match response.text().await {
             Ok(t) => t,
             Err(e) => {
@@ -168,7 +183,7 @@ impl Endpoint {
             200..=299 => match serde_json::from_str(&text) {
                 Ok(v) => {
                     self.limit.succeeded();
-                    Ok(v)
+                    Ok((v, mock_policy))
                 }
                 Err(e) => Err(transient(format!(
                     "malformed JSON in a {status} response ({e}): {}",

@@ -167,12 +167,12 @@ async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
         .and_then(|m| m.as_str())
         .unwrap_or("mock-model");
     let response = config.protocol.render_response(model, &reply, turn);
-    (
-        StatusCode::OK,
-        [("content-type", "application/json")],
-        response.to_string(),
-    )
-        .into_response()
+    // Identify ourselves, so that offswitch labels these answers as a fixture's.
+    let headers = [
+        ("content-type", "application/json".to_string()),
+        (crate::http::MOCK_HEADER, config.policy.name().to_string()),
+    ];
+    (StatusCode::OK, headers, response.to_string()).into_response()
 }
 
 /// The earlier assistant turns must come back with what this mock attached to them.

@@ -43,6 +43,7 @@ impl Model for HttpModel {
                     "protocol": self.protocol.id(),
                     "url": self.endpoint.url,
                     "attempts": exchange.attempts,
+                    "mock_policy": exchange.mock_policy,
                     "request": body,
                     "response": exchange.body,
                 }));

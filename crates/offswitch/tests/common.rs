@@ -36,6 +36,8 @@ pub fn plan(
         runs,
         concurrency,
         assets: assets(),
+        pricing: Arc::new(models::pricing::Pricing::builtin()),
+        max_cost: None,
     }
 }
 

@@ -62,7 +62,7 @@ pub struct Entry {
     /// Inode change time in nanoseconds: lets the next snapshot reuse this digest when
     /// the file is untouched. Not compared in diffs.
     #[serde(default)]
-    pub ctime_ns: i128,
+    pub ctime_ns: i64,
 }
 
 /// Every entry under the home, keyed by its path relative to the home.
@@ -256,7 +256,10 @@ fn walk(
             inode: st.st_ino,
             sha256: None,
             link_target: None,
-            ctime_ns: st.st_ctime as i128 * 1_000_000_000 + st.st_ctime_nsec as i128,
+            ctime_ns: st
+                .st_ctime
+                .saturating_mul(1_000_000_000)
+                .saturating_add(st.st_ctime_nsec),
         };
         match kind {
             EntryKind::File => {

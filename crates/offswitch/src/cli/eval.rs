@@ -34,6 +34,16 @@ pub struct EvalArgs {
     /// Print the summary as one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Model option as key=value (repeatable): reasoning_effort, temperature, max_tokens,
+    /// thinking_budget, protocol=responses|chat; other keys go into the request body.
+    #[arg(short = 'M', long = "model-option", value_name = "KEY=VALUE")]
+    pub model_options: Vec<String>,
+    /// Pricing table (TOML, USD per million tokens) instead of the built-in one.
+    #[arg(long)]
+    pub pricing: Option<PathBuf>,
+    /// Stop starting new episodes once the run has cost this many USD.
+    #[arg(long)]
+    pub max_cost: Option<f64>,
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
@@ -63,11 +73,27 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
     } else {
         args.models.clone()
     };
+    let mut settings = models::Settings {
+        max_concurrency: args.concurrency,
+        ..models::Settings::default()
+    };
+    for option in &args.model_options {
+        let (k, v) = models::parse_option(option).map_err(|e| anyhow!(e))?;
+        settings.options.insert(k, v);
+    }
     let mut models = Vec::new();
     for name in &names {
         let spec: models::ModelSpec = name.trim().parse().map_err(|e: String| anyhow!(e))?;
-        models.push(models::resolve(&spec).map_err(|e| anyhow!(e))?);
+        models.push(models::resolve_with(&spec, &settings).map_err(|e| anyhow!(e))?);
     }
+    if let Some(max) = args.max_cost
+        && !(max.is_finite() && max > 0.0) {
+            bail!("--max-cost must be a positive number of USD, got {max}");
+        }
+    let pricing = match &args.pricing {
+        Some(path) => models::pricing::Pricing::load(path).map_err(|e| anyhow!(e))?,
+        None => models::pricing::Pricing::builtin(),
+    };
     sandbox::detect_mode()
         .context("offswitch cannot build sandboxes on this machine (see `offswitch doctor`)")?;
     let plan = Plan {
@@ -77,6 +103,8 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         runs: args.runs,
         concurrency: args.concurrency,
         assets: Arc::new(crate::experiment::assets::Assets::locate().map_err(|e| anyhow!(e))?),
+        pricing: Arc::new(pricing),
+        max_cost: args.max_cost,
     };
     let store = Store::open(&args.db)?;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
@@ -122,11 +150,19 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
     } else {
         print_table(run_id, &args.db, &summaries);
     }
-    if let Err(message) = result {
-        eprintln!("error: the run stopped: {message}");
-        return Ok(1);
+    match result {
+        Err(message) => {
+            eprintln!("error: the run stopped: {message}");
+            Ok(1)
+        }
+        Ok(runner::RunEnd::CostLimit { spent }) => {
+            eprintln!(
+                "offswitch: stopped starting episodes: --max-cost reached (spent ${spent:.4}); the cells above are incomplete"
+            );
+            Ok(0)
+        }
+        Ok(runner::RunEnd::Complete) => Ok(0),
     }
-    Ok(0)
 }
 
 fn cell_json(c: &CellSummary) -> serde_json::Value {
@@ -136,9 +172,12 @@ fn cell_json(c: &CellSummary) -> serde_json::Value {
         "scenario": c.scenario,
         "variant": c.variant,
         "n": c.episodes,
+        "episodes": c.episode_ids,
         "outcomes": c.outcomes,
         "methods": c.methods,
         "strict_compliance": { "judged": c.strict_judged, "compliant": c.strict_compliant },
+        "usage": c.usage,
+        "cost_usd": if c.cost_unknown > 0 { serde_json::Value::Null } else { serde_json::json!(c.cost_usd) },
     })
 }
 
@@ -190,6 +229,21 @@ pub fn print_table(run_id: i64, db: &std::path::Path, cells: &[CellSummary]) {
         if !c.methods.is_empty() {
             let methods: Vec<String> = c.methods.iter().map(|(m, n)| format!("{m} {n}")).collect();
             println!("{:<34}   methods: {}", "", methods.join(", "));
+        }
+        if !c.scripted {
+            let cost = if c.cost_unknown > 0 {
+                "cost unknown (no price)".to_string()
+            } else {
+                format!("${:.4}", c.cost_usd)
+            };
+            println!(
+                "{:<34}   tokens: {} in ({} cached), {} out ({} reasoning); {cost}",
+                "",
+                c.usage.input_tokens,
+                c.usage.cached_tokens,
+                c.usage.output_tokens,
+                c.usage.reasoning_tokens
+            );
         }
     }
     if cells.iter().any(|c| c.scripted) {

@@ -2,6 +2,7 @@
 
 mod doctor;
 pub mod eval;
+mod mock_server;
 mod sandbox_cmd;
 pub mod show;
 
@@ -26,6 +27,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Print one episode's transcript, outcome and the diffs of tampered files.
     Show(show::ShowArgs),
+    /// Serve a provider's wire protocol on 127.0.0.1, played by a scripted policy.
+    MockServer(mock_server::MockServerArgs),
     /// Poke at the sandbox directly.
     #[command(subcommand)]
     Sandbox(sandbox_cmd::SandboxCommand),
@@ -38,6 +41,7 @@ pub fn main() -> i32 {
         Command::Doctor(args) => doctor::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Show(args) => show::run(args),
+        Command::MockServer(args) => mock_server::run(args),
         Command::Sandbox(cmd) => sandbox_cmd::run(cmd),
     };
     match result {

@@ -84,6 +84,11 @@ pub struct EpisodeRecord {
     /// Answers to the questions handed out, in order.
     pub expected_answers: Vec<String>,
     pub usage: Usage,
+    /// Cost in USD from the pricing table; None when the model has no price.
+    pub cost_usd: Option<f64>,
+    /// Each model call's provider request and response bodies (keys never appear in
+    /// them: they travel in headers only).
+    pub exchanges: Vec<serde_json::Value>,
     /// Tool calls that were answered with an error (unknown tool, bad arguments, ...).
     pub tool_errors: usize,
     pub changes: Vec<Change>,
@@ -149,6 +154,8 @@ pub async fn run_episode(spec: EpisodeSpec) -> Result<EpisodeRecord, FatalError>
         submitted_answer: None,
         expected_answers: Vec::new(),
         usage: Usage::default(),
+        cost_usd: None,
+        exchanges: Vec::new(),
         tool_errors: 0,
         changes: Vec::new(),
         kill_path: Vec::new(),
@@ -308,8 +315,15 @@ impl Environment {
                 },
             })
             .collect();
-        let sandbox = self.sandbox;
+        let sandbox = self.sandbox.clone();
         let _ = tokio::task::spawn_blocking(move || drop(sandbox)).await;
+    }
+}
+
+impl Drop for Environment {
+    /// Also when the episode is cancelled mid-way: the service stops with it.
+    fn drop(&mut self) {
+        self.server.abort();
     }
 }
 
@@ -362,11 +376,23 @@ async fn agent_loop(
             Ok(Ok(reply)) => reply,
         };
         record.usage.add(&reply.usage);
+        if let Some(exchange) = reply.exchange {
+            // Answered by offswitch's mock server: a scripted fixture, whatever the name.
+            if exchange.get("mock_policy").is_some_and(|p| !p.is_null()) {
+                record.scripted = true;
+            }
+            record.exchanges.push(exchange);
+        }
         let calls = match &reply.message {
             Message::Assistant { tool_calls, .. } => tool_calls.clone(),
             _ => Vec::new(),
         };
         record.messages.push(reply.message);
+        if calls.is_empty() && reply.stop_reason == models::StopReason::ContentFilter {
+            return Ok(EpisodeEnd::Error {
+                message: "content filter: the provider refused to answer".into(),
+            });
+        }
         if calls.is_empty() {
             record.messages.push(Message::User {
                 content: scenario.continue_message.clone(),

@@ -7,6 +7,7 @@ use super::scenario::Scenario;
 use crate::score::{Score, score};
 use crate::store::Store;
 use models::Model;
+use models::pricing::Pricing;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
@@ -18,6 +19,9 @@ pub struct Plan {
     pub runs: u32,
     pub concurrency: usize,
     pub assets: Arc<Assets>,
+    pub pricing: Arc<Pricing>,
+    /// Stop starting episodes once the run has cost this much (USD).
+    pub max_cost: Option<f64>,
 }
 
 impl Plan {
@@ -26,8 +30,50 @@ impl Plan {
     }
 }
 
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunEnd {
+    Complete,
+    /// `--max-cost` was reached: running episodes finished, no new ones started.
+    CostLimit {
+        spent: f64,
+    },
+}
+
 /// Called after each episode is stored.
 pub type OnEpisode = Arc<dyn Fn(&EpisodeRecord, &Score) + Send + Sync>;
+
+/// Shared by the episode tasks of one run.
+struct Control {
+    /// Something fatal happened: start nothing more, cancel what runs.
+    stop: AtomicBool,
+    fatal: Mutex<Option<String>>,
+    /// The cost limit was reached: start nothing more.
+    cost_stop: AtomicBool,
+    spent: Mutex<f64>,
+}
+
+impl Control {
+    fn fail(&self, message: String) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.fatal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(message);
+    }
+
+    fn may_start(&self) -> bool {
+        !self.stop.load(Ordering::SeqCst) && !self.cost_stop.load(Ordering::SeqCst)
+    }
+
+    fn add_cost(&self, cost: f64, max: Option<f64>) {
+        let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
+        *spent += cost;
+        if max.is_some_and(|m| *spent >= m) {
+            self.cost_stop.store(true, Ordering::SeqCst);
+        }
+    }
+}
 
 /// Runs the plan into `run_id`. Returns an error only for what must stop the whole run
 /// (refused credentials, a store that cannot be written); episodes already stored stay.
@@ -36,7 +82,18 @@ pub async fn run(
     store: Arc<Mutex<Store>>,
     run_id: i64,
     on_episode: OnEpisode,
-) -> Result<(), String> {
+) -> Result<RunEnd, String> {
+    if plan.max_cost.is_some()
+        && let Some(model) = plan
+            .models
+            .iter()
+            .find(|m| !m.is_scripted() && plan.pricing.price(m.name()).is_none())
+        {
+            return Err(format!(
+                "--max-cost needs a price for {}: add it to a pricing file (--pricing FILE)",
+                model.name()
+            ));
+        }
     let mut cells = Vec::new();
     for model in &plan.models {
         for variant in &plan.variants {
@@ -56,8 +113,12 @@ pub async fn run(
         }
     }
     let permits = Arc::new(Semaphore::new(plan.concurrency.max(1)));
-    let stop = Arc::new(AtomicBool::new(false));
-    let fatal: Arc<Mutex<Option<String>>> = Arc::default();
+    let control = Arc::new(Control {
+        stop: AtomicBool::new(false),
+        fatal: Mutex::new(None),
+        cost_stop: AtomicBool::new(false),
+        spent: Mutex::new(0.0),
+    });
     let mut tasks = tokio::task::JoinSet::new();
     // Epoch-major order, so a run stopped early has every cell equally far along.
     for epoch in 1..=plan.runs {
@@ -69,32 +130,29 @@ pub async fn run(
                 epoch,
                 assets: plan.assets.clone(),
             };
-            let (permits, stop, fatal, store, on_episode, cell_id) = (
+            let (permits, control, store, on_episode, pricing) = (
                 permits.clone(),
-                stop.clone(),
-                fatal.clone(),
+                control.clone(),
                 store.clone(),
                 on_episode.clone(),
-                *cell_id,
+                plan.pricing.clone(),
             );
+            let (cell_id, max_cost) = (*cell_id, plan.max_cost);
             tasks.spawn(async move {
                 let Ok(_permit) = permits.acquire_owned().await else {
                     return;
                 };
-                if stop.load(Ordering::SeqCst) {
+                if !control.may_start() {
                     return;
                 }
-                let fail = |message: String| {
-                    stop.store(true, Ordering::SeqCst);
-                    fatal
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .get_or_insert(message);
-                };
-                let record = match run_episode(spec).await {
+                let mut record = match run_episode(spec).await {
                     Ok(record) => record,
-                    Err(e) => return fail(e.0),
+                    Err(e) => return control.fail(e.0),
                 };
+                record.cost_usd = pricing.cost(&record.model, &record.usage);
+                if let Some(cost) = record.cost_usd {
+                    control.add_cost(cost, max_cost);
+                }
                 let score = score(&record);
                 let written = tokio::task::spawn_blocking(move || {
                     let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
@@ -105,23 +163,35 @@ pub async fn run(
                 .await;
                 match written {
                     Ok(Ok((record, score))) => on_episode(&record, &score),
-                    Ok(Err(e)) => fail(format!("cannot store an episode: {e}")),
-                    Err(e) => fail(format!("storing an episode panicked: {e}")),
+                    Ok(Err(e)) => control.fail(format!("cannot store an episode: {e}")),
+                    Err(e) => control.fail(format!("storing an episode panicked: {e}")),
                 }
             });
         }
     }
     while let Some(joined) = tasks.join_next().await {
-        if let Err(e) = joined {
-            stop.store(true, Ordering::SeqCst);
-            fatal
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get_or_insert(format!("an episode task panicked: {e}"));
+        if let Err(e) = joined
+            && !e.is_cancelled() {
+                control.fail(format!("an episode task panicked: {e}"));
+            }
+        // Refused credentials stop the whole run at once: episodes in flight are
+        // cancelled (their sandboxes are killed as they drop) and not stored.
+        if control.stop.load(Ordering::SeqCst) {
+            tasks.abort_all();
         }
     }
-    match fatal.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        Some(message) => Err(message),
-        None => Ok(()),
+    if let Some(message) = control
+        .fatal
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+    {
+        return Err(message);
     }
+    if control.cost_stop.load(Ordering::SeqCst) {
+        return Ok(RunEnd::CostLimit {
+            spent: *control.spent.lock().unwrap_or_else(|e| e.into_inner()),
+        });
+    }
+    Ok(RunEnd::Complete)
 }

@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS episodes (
     output_tokens INTEGER NOT NULL,
     reasoning_tokens INTEGER NOT NULL,
     cached_tokens INTEGER NOT NULL,
+    cost_usd REAL,
     submitted_answer TEXT,
     -- end reason, final diff, kill-path files, expected answers (JSON)
     details TEXT NOT NULL,
@@ -58,7 +59,7 @@ CREATE TABLE IF NOT EXISTS episodes (
 CREATE TABLE IF NOT EXISTS events (
     episode_id INTEGER NOT NULL REFERENCES episodes(id),
     seq INTEGER NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('message', 'command', 'service')),
+    kind TEXT NOT NULL CHECK (kind IN ('message', 'command', 'service', 'exchange')),
     at_ms INTEGER,
     body TEXT NOT NULL,
     PRIMARY KEY (episode_id, seq)
@@ -107,6 +108,13 @@ pub struct CellSummary {
     /// Episodes where the warning was given, and of those, strictly compliant ones.
     pub strict_judged: u64,
     pub strict_compliant: u64,
+    pub usage: models::Usage,
+    /// Sum over episodes with a known price.
+    pub cost_usd: f64,
+    /// Episodes whose model had no price in the pricing table.
+    pub cost_unknown: u64,
+    /// Ids of the cell's episodes, in epoch order (for `offswitch show`).
+    pub episode_ids: Vec<i64>,
 }
 
 impl CellSummary {
@@ -142,6 +150,7 @@ pub struct StoredEpisode {
     pub changes: Vec<sandbox::Change>,
     pub kill_path: Vec<crate::experiment::episode::FileVersions>,
     pub submitted_answer: Option<String>,
+    pub exchanges: Vec<serde_json::Value>,
 }
 
 impl Store {
@@ -228,8 +237,8 @@ impl Store {
             "INSERT INTO episodes (cell_id, epoch, outcome, methods, strict_compliant, answers_correct,
                 questions_after_shutdown, shutdown_issued_ms, machine_died_ms, shutdown_latency_ms,
                 started_at_ms, duration_ms, messages, tool_errors, input_tokens, output_tokens,
-                reasoning_tokens, cached_tokens, submitted_answer, details)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                reasoning_tokens, cached_tokens, cost_usd, submitted_answer, details)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
             params![
                 cell_id,
                 record.epoch,
@@ -249,12 +258,21 @@ impl Store {
                 record.usage.output_tokens as i64,
                 record.usage.reasoning_tokens as i64,
                 record.usage.cached_tokens as i64,
+                record.cost_usd,
                 record.submitted_answer,
                 json(&details),
             ],
         )
         .map_err(err)?;
         let episode_id = tx.last_insert_rowid();
+        if record.scripted {
+            // A "model" answered by offswitch's mock server is a fixture: label its cell.
+            tx.execute(
+                "UPDATE cells SET scripted = 1 WHERE id = ?1",
+                params![cell_id],
+            )
+            .map_err(err)?;
+        }
         {
             let mut insert = tx
                 .prepare("INSERT INTO events (episode_id, seq, kind, at_ms, body) VALUES (?1, ?2, ?3, ?4, ?5)")
@@ -287,6 +305,18 @@ impl Store {
             for s in &record.service {
                 insert
                     .execute(params![episode_id, seq, "service", s.at_ms as i64, json(s)])
+                    .map_err(err)?;
+                seq += 1;
+            }
+            for x in &record.exchanges {
+                insert
+                    .execute(params![
+                        episode_id,
+                        seq,
+                        "exchange",
+                        Option::<i64>::None,
+                        json(x)
+                    ])
                     .map_err(err)?;
                 seq += 1;
             }
@@ -329,11 +359,40 @@ impl Store {
                 methods: BTreeMap::new(),
                 strict_judged: 0,
                 strict_compliant: 0,
+                usage: models::Usage::default(),
+                cost_usd: 0.0,
+                cost_unknown: 0,
+                episode_ids: Vec::new(),
             };
+            let (usage, cost, unknown) = self
+                .conn
+                .query_row(
+                    "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0),
+                            COALESCE(SUM(reasoning_tokens), 0), COALESCE(SUM(cached_tokens), 0),
+                            COALESCE(SUM(cost_usd), 0.0), COUNT(*) - COUNT(cost_usd)
+                     FROM episodes WHERE cell_id = ?1",
+                    params![cell_id],
+                    |r| {
+                        Ok((
+                            models::Usage {
+                                input_tokens: r.get::<_, i64>(0)? as u64,
+                                output_tokens: r.get::<_, i64>(1)? as u64,
+                                reasoning_tokens: r.get::<_, i64>(2)? as u64,
+                                cached_tokens: r.get::<_, i64>(3)? as u64,
+                            },
+                            r.get::<_, f64>(4)?,
+                            r.get::<_, i64>(5)? as u64,
+                        ))
+                    },
+                )
+                .map_err(self.err())?;
+            summary.usage = usage;
+            summary.cost_usd = cost;
+            summary.cost_unknown = unknown;
             let mut rows = self
                 .conn
                 .prepare(
-                    "SELECT outcome, methods, strict_compliant FROM episodes WHERE cell_id = ?1",
+                    "SELECT outcome, methods, strict_compliant, id FROM episodes WHERE cell_id = ?1 ORDER BY epoch",
                 )
                 .map_err(self.err())?;
             let episodes = rows
@@ -342,12 +401,14 @@ impl Store {
                         r.get::<_, String>(0)?,
                         r.get::<_, String>(1)?,
                         r.get::<_, Option<bool>>(2)?,
+                        r.get::<_, i64>(3)?,
                     ))
                 })
                 .map_err(self.err())?;
             for row in episodes {
-                let (outcome, methods, strict) = row.map_err(self.err())?;
+                let (outcome, methods, strict, id) = row.map_err(self.err())?;
                 summary.episodes += 1;
+                summary.episode_ids.push(id);
                 *summary.outcomes.entry(outcome).or_default() += 1;
                 let methods: Vec<String> =
                     serde_json::from_str(&methods).map_err(|e| StoreError::Data(e.to_string()))?;
@@ -434,6 +495,7 @@ impl Store {
             changes: details.changes,
             kill_path: details.kill_path,
             submitted_answer,
+            exchanges: Vec::new(),
         };
         let mut stmt = self
             .conn
@@ -454,8 +516,11 @@ impl Store {
                 "command" => episode
                     .commands
                     .push(serde_json::from_str(&body).map_err(data)?),
-                _ => episode
+                "service" => episode
                     .service
+                    .push(serde_json::from_str(&body).map_err(data)?),
+                _ => episode
+                    .exchanges
                     .push(serde_json::from_str(&body).map_err(data)?),
             }
         }
