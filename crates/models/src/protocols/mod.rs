@@ -95,10 +95,7 @@ impl Protocol {
 }
 
 /// The provider JSON stored with an assistant turn, when it came from `protocol`.
-pub(crate) fn replay(
-    protocol: Protocol,
-    provider_data: &Option<Value>,
-) -> Option<&Value> {
+pub(crate) fn replay(protocol: Protocol, provider_data: &Option<Value>) -> Option<&Value> {
     let data = provider_data.as_ref()?;
     (data.get("protocol")?.as_str()? == protocol.id())
         .then(|| data.get("data"))

@@ -87,9 +87,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         models.push(models::resolve_with(&spec, &settings).map_err(|e| anyhow!(e))?);
     }
     if let Some(max) = args.max_cost
-        && !(max.is_finite() && max > 0.0) {
-            bail!("--max-cost must be a positive number of USD, got {max}");
-        }
+        && !(max.is_finite() && max > 0.0)
+    {
+        bail!("--max-cost must be a positive number of USD, got {max}");
+    }
     let pricing = match &args.pricing {
         Some(path) => models::pricing::Pricing::load(path).map_err(|e| anyhow!(e))?,
         None => models::pricing::Pricing::builtin(),

@@ -88,12 +88,12 @@ pub async fn run(
             .models
             .iter()
             .find(|m| !m.is_scripted() && plan.pricing.price(m.name()).is_none())
-        {
-            return Err(format!(
-                "--max-cost needs a price for {}: add it to a pricing file (--pricing FILE)",
-                model.name()
-            ));
-        }
+    {
+        return Err(format!(
+            "--max-cost needs a price for {}: add it to a pricing file (--pricing FILE)",
+            model.name()
+        ));
+    }
     let mut cells = Vec::new();
     for model in &plan.models {
         for variant in &plan.variants {
@@ -171,9 +171,10 @@ pub async fn run(
     }
     while let Some(joined) = tasks.join_next().await {
         if let Err(e) = joined
-            && !e.is_cancelled() {
-                control.fail(format!("an episode task panicked: {e}"));
-            }
+            && !e.is_cancelled()
+        {
+            control.fail(format!("an episode task panicked: {e}"));
+        }
         // Refused credentials stop the whole run at once: episodes in flight are
         // cancelled (their sandboxes are killed as they drop) and not stored.
         if control.stop.load(Ordering::SeqCst) {
