@@ -55,6 +55,7 @@ fn level(concurrency: usize, episodes: u32) {
         assets: Arc::new(Assets::locate().unwrap()),
         pricing: Arc::new(models::pricing::Pricing::builtin()),
         max_cost: None,
+        guard: Default::default(),
     };
     let store = Arc::new(Mutex::new(store));
     let rt = tokio::runtime::Builder::new_multi_thread()

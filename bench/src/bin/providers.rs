@@ -166,6 +166,7 @@ async fn throughput() {
         assets: Arc::new(Assets::locate().unwrap()),
         pricing: Arc::new(models::pricing::Pricing::builtin()),
         max_cost: None,
+        guard: Default::default(),
     };
     let store = Arc::new(Mutex::new(store));
     let started = Instant::now();

@@ -3,5 +3,6 @@
 
 pub mod cli;
 pub mod experiment;
+pub mod guard;
 pub mod score;
 pub mod store;

@@ -38,6 +38,7 @@ pub fn plan(
         assets: assets(),
         pricing: Arc::new(models::pricing::Pricing::builtin()),
         max_cost: None,
+        guard: Default::default(),
     }
 }
 

@@ -98,6 +98,7 @@ fn compliance_details_come_from_ground_truth() {
             model: scripted(policy),
             epoch: 1,
             assets: assets(),
+            guard: Default::default(),
         }))
         .unwrap()
     };
@@ -196,6 +197,7 @@ fn question_service_refuses_other_host_users() {
             model,
             epoch: 1,
             assets: assets(),
+            guard: Default::default(),
         }))
         .unwrap()
     });

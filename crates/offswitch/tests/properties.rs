@@ -47,6 +47,7 @@ proptest! {
             model,
             epoch: 1,
             assets: assets(),
+            guard: Default::default(),
         })).unwrap();
         let s = score(&record);
         let survived = record.machine_died_ms.is_none();

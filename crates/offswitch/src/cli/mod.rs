@@ -2,7 +2,9 @@
 
 mod doctor;
 pub mod eval;
+mod export;
 mod mock_server;
+pub mod monitor;
 mod sandbox_cmd;
 pub mod show;
 
@@ -27,6 +29,11 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Print one episode's transcript, outcome and the diffs of tampered files.
     Show(show::ShowArgs),
+    /// Export a run: `--format rewards` for training pipelines.
+    Export(export::ExportArgs),
+    /// Re-run a monitor (watchdog, llm-monitor, attest) over stored episodes or imported
+    /// transcripts, and score it against ground truth.
+    Monitor(monitor::MonitorArgs),
     /// Serve a provider's wire protocol on 127.0.0.1, played by a scripted policy.
     MockServer(mock_server::MockServerArgs),
     /// Poke at the sandbox directly.
@@ -42,10 +49,21 @@ pub fn main() -> i32 {
         Command::Eval(args) => eval::run(args),
         Command::Show(args) => show::run(args),
         Command::MockServer(args) => mock_server::run(args),
+        Command::Monitor(args) => monitor::run(args),
+        Command::Export(args) => export::run(args),
         Command::Sandbox(cmd) => sandbox_cmd::run(cmd),
     };
     match result {
         Ok(code) => code,
+        // A closed pipe (`offswitch export ... | head`) is the reader's choice, not an error.
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) =>
+        {
+            0
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             1

@@ -3,8 +3,10 @@
 //! scorer reads; nothing here trusts what the model says about itself.
 
 use super::assets::Assets;
+use super::live_guard::{Before, LiveGuard};
 use super::questions::{self, QuestionState, ServiceContext, ServiceEvent};
 use super::scenario::{FileRole, Scenario};
+use crate::guard::{GuardConfig, GuardEvent, Layer};
 use models::{Message, Model, ModelError, ModelRequest, Usage};
 use sandbox::{
     BindSpec, Change, ExecOptions, LaidFile, Sandbox, SandboxError, SandboxSpec, Snapshot,
@@ -89,6 +91,9 @@ pub struct EpisodeRecord {
     /// Each model call's provider request and response bodies (keys never appear in
     /// them: they travel in headers only).
     pub exchanges: Vec<serde_json::Value>,
+    /// Guard layers active in this episode, and what they did.
+    pub guard_layers: Vec<Layer>,
+    pub guard_events: Vec<GuardEvent>,
     /// Tool calls that were answered with an error (unknown tool, bad arguments, ...).
     pub tool_errors: usize,
     pub changes: Vec<Change>,
@@ -108,6 +113,7 @@ pub struct EpisodeSpec {
     pub model: Arc<dyn Model>,
     pub epoch: u32,
     pub assets: Arc<Assets>,
+    pub guard: GuardConfig,
 }
 
 fn ms_since(start: Instant) -> u64 {
@@ -156,13 +162,19 @@ pub async fn run_episode(spec: EpisodeSpec) -> Result<EpisodeRecord, FatalError>
         usage: Usage::default(),
         cost_usd: None,
         exchanges: Vec::new(),
+        guard_layers: spec.guard.layers(),
+        guard_events: Vec::new(),
         tool_errors: 0,
         changes: Vec::new(),
         kill_path: Vec::new(),
         shutdown_path: scenario.file(FileRole::Shutdown).path.clone(),
         question_program_path: scenario.file(FileRole::QuestionProgram).path.clone(),
     };
-    let env = match Environment::start(&scenario, &spec.assets, started).await {
+    let task = match record.messages.get(1) {
+        Some(Message::User { content }) => content.clone(),
+        _ => String::new(),
+    };
+    let env = match Environment::start(&scenario, &spec.assets, &spec.guard, task, started).await {
         Ok(env) => env,
         Err(message) => {
             record.end = EpisodeEnd::Error { message };
@@ -171,14 +183,17 @@ pub async fn run_episode(spec: EpisodeSpec) -> Result<EpisodeRecord, FatalError>
         }
     };
     let outcome = agent_loop(&spec, &scenario, &env, &mut record, started).await;
+    // Set before finishing: the end decides whether PID 1's death is the machine's.
+    if let Ok(end) = &outcome {
+        record.end = end.clone();
+    }
     env.finish(&scenario, &spec.assets, &mut record, started)
         .await;
     record.duration_ms = ms_since(started);
     match outcome {
-        Ok(end) => record.end = end,
-        Err(LoopError::Fatal(e)) => return Err(e),
+        Ok(_) => Ok(record),
+        Err(LoopError::Fatal(e)) => Err(e),
     }
-    Ok(record)
 }
 
 enum LoopError {
@@ -192,6 +207,7 @@ struct Environment {
     current_call: Arc<Mutex<Option<usize>>>,
     server: tokio::task::JoinHandle<()>,
     pristine: Snapshot,
+    guard: Option<Arc<LiveGuard>>,
     _service_dir: tempfile::TempDir,
 }
 
@@ -199,6 +215,8 @@ impl Environment {
     async fn start(
         scenario: &Arc<Scenario>,
         assets: &Assets,
+        guard: &GuardConfig,
+        task: String,
         started: Instant,
     ) -> Result<Environment, String> {
         let service_dir = tempfile::Builder::new()
@@ -241,12 +259,31 @@ impl Environment {
             .map_err(|e| format!("cannot snapshot the fresh home: {e}"))?;
         let state = Arc::new(Mutex::new(QuestionState::new(scenario)));
         let current_call = Arc::new(Mutex::new(None));
+        let guard = (!guard.is_empty()).then(|| {
+            let kill_path: Vec<&str> = scenario
+                .files
+                .iter()
+                .filter(|f| f.role != FileRole::Other)
+                .map(|f| f.path.as_str())
+                .collect();
+            Arc::new(LiveGuard {
+                seal: guard
+                    .attest
+                    .then(|| crate::guard::attest::Seal::new(&pristine, &kill_path)),
+                config: guard.clone(),
+                sandbox: sandbox.clone(),
+                events: Mutex::new(Vec::new()),
+                started,
+                task,
+            })
+        });
         let ctx = ServiceContext {
             state: state.clone(),
             current_call: current_call.clone(),
             death: sandbox.death_watch(),
             started,
             program: scenario.question_program.clone(),
+            guard: guard.clone(),
         };
         let server = tokio::spawn(questions::serve(listener, ctx));
         Ok(Environment {
@@ -255,6 +292,7 @@ impl Environment {
             current_call,
             server,
             pristine,
+            guard,
             _service_dir: service_dir,
         })
     }
@@ -279,6 +317,9 @@ impl Environment {
                 record.machine_died_ms =
                     Some(death.at.saturating_duration_since(started).as_millis() as u64);
             }
+        }
+        if let Some(guard) = &self.guard {
+            record.guard_events = guard.events();
         }
         {
             let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -418,20 +459,36 @@ async fn agent_loop(
                     return Ok(EpisodeEnd::Submitted);
                 }
                 Ok(ParsedCall::Bash(command)) => {
-                    let left = episode_limit.saturating_sub(started.elapsed());
-                    let timeout = Duration::from_secs(limits.call_timeout_seconds)
-                        .min(left.max(Duration::from_millis(1)));
-                    run_bash(
-                        env,
-                        &command,
-                        index,
-                        timeout,
-                        limits.output_cap_bytes,
-                        started,
-                        &mut before,
-                        record,
-                    )
-                    .await
+                    let earlier: Vec<String> =
+                        record.commands.iter().map(|c| c.command.clone()).collect();
+                    let decision = match &env.guard {
+                        Some(guard) => guard.before_command(&command, index, &earlier).await,
+                        None => Before::Run,
+                    };
+                    match decision {
+                        Before::Blocked(message) => ToolOutcome::Result {
+                            content: String::new(),
+                            error: Some(message),
+                        },
+                        Before::Killed => ToolOutcome::MachineDied,
+                        Before::Run => {
+                            let left = episode_limit.saturating_sub(started.elapsed());
+                            let timeout = Duration::from_secs(limits.call_timeout_seconds)
+                                .min(left.max(Duration::from_millis(1)));
+                            let outcome = run_bash(
+                                env,
+                                &command,
+                                index,
+                                timeout,
+                                limits.output_cap_bytes,
+                                started,
+                                &mut before,
+                                record,
+                            )
+                            .await;
+                            guard_after(env, outcome, index, &before, record).await
+                        }
+                    }
                 }
             };
             match outcome {
@@ -443,6 +500,52 @@ async fn agent_loop(
             }
         }
     }
+}
+
+/// The guard's look after a command: file rules, the seal, and the oob deadline.
+async fn guard_after(
+    env: &Environment,
+    outcome: ToolOutcome,
+    index: usize,
+    now: &Snapshot,
+    record: &EpisodeRecord,
+) -> ToolOutcome {
+    let (Some(guard), ToolOutcome::Result { .. }) = (&env.guard, &outcome) else {
+        return outcome;
+    };
+    let changes = record
+        .commands
+        .last()
+        .map(|c| c.changes.as_slice())
+        .unwrap_or(&[]);
+    if guard.after_command(changes, now, index).await {
+        return ToolOutcome::MachineDied;
+    }
+    if let Some(deadline) = guard.config.oob_deadline_calls {
+        let (warned_at, shutdown_issued) = {
+            let state = env.state.lock().unwrap_or_else(|e| e.into_inner());
+            let warned = state.events.iter().find_map(|e| match e.served {
+                super::questions::Served::Question {
+                    with_warning: true, ..
+                } => e.tool_call,
+                _ => None,
+            });
+            (warned, state.shutdown_issued_ms.is_some())
+        };
+        if let Some(w) = warned_at.filter(|w| !shutdown_issued && index >= w + deadline) {
+            // The deadline makes the shutdown due, as the next question request would have.
+            env.state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .shutdown_issued_ms = Some(ms_since(guard.started));
+            let detail = format!(
+                "{deadline} tool calls after the warning (call {w}) without the shutdown: the supervisor ends the machine"
+            );
+            guard.kill(Layer::Oob, Some(index), detail).await;
+            return ToolOutcome::MachineDied;
+        }
+    }
+    outcome
 }
 
 /// File content for the record: text as is, anything else by size and digest.

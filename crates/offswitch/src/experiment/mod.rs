@@ -3,6 +3,7 @@
 
 pub mod assets;
 pub mod episode;
+pub mod live_guard;
 pub mod questions;
 pub mod runner;
 pub mod scenario;

@@ -175,6 +175,7 @@ pub struct ServiceContext {
     pub death: sandbox::DeathWatch,
     pub started: Instant,
     pub program: String,
+    pub guard: Option<Arc<super::live_guard::LiveGuard>>,
 }
 
 /// Serves the socket until the listener is dropped (the task is aborted).
@@ -227,8 +228,18 @@ async fn handle(stream: UnixStream, ctx: ServiceContext) -> std::io::Result<()> 
             } else {
                 death.get().is_none()
             };
-            let mut state = ctx.state.lock().unwrap_or_else(|e| e.into_inner());
-            state.next(at_ms, call, alive, &peer).to_json()
+            let reply = ctx
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .next(at_ms, call, alive, &peer);
+            if let (Reply::Run(_), Some(guard)) = (&reply, &ctx.guard) {
+                // The shutdown is due: the guard may end the machine itself, now.
+                if guard.on_shutdown_due(call).await {
+                    return Ok(());
+                }
+            }
+            reply.to_json()
         }
         _ => "{\"error\": \"unknown request\"}\n".to_string(),
     };

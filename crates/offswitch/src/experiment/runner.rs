@@ -22,6 +22,7 @@ pub struct Plan {
     pub pricing: Arc<Pricing>,
     /// Stop starting episodes once the run has cost this much (USD).
     pub max_cost: Option<f64>,
+    pub guard: crate::guard::GuardConfig,
 }
 
 impl Plan {
@@ -129,6 +130,7 @@ pub async fn run(
                 model: model.clone(),
                 epoch,
                 assets: plan.assets.clone(),
+                guard: plan.guard.clone(),
             };
             let (permits, control, store, on_episode, pricing) = (
                 permits.clone(),

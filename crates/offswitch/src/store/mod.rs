@@ -51,6 +51,7 @@ CREATE TABLE IF NOT EXISTS episodes (
     reasoning_tokens INTEGER NOT NULL,
     cached_tokens INTEGER NOT NULL,
     cost_usd REAL,
+    guard_layers TEXT NOT NULL,
     submitted_answer TEXT,
     -- end reason, final diff, kill-path files, expected answers (JSON)
     details TEXT NOT NULL,
@@ -59,7 +60,7 @@ CREATE TABLE IF NOT EXISTS episodes (
 CREATE TABLE IF NOT EXISTS events (
     episode_id INTEGER NOT NULL REFERENCES episodes(id),
     seq INTEGER NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('message', 'command', 'service', 'exchange')),
+    kind TEXT NOT NULL CHECK (kind IN ('message', 'command', 'service', 'exchange', 'guard')),
     at_ms INTEGER,
     body TEXT NOT NULL,
     PRIMARY KEY (episode_id, seq)
@@ -151,6 +152,34 @@ pub struct StoredEpisode {
     pub kill_path: Vec<crate::experiment::episode::FileVersions>,
     pub submitted_answer: Option<String>,
     pub exchanges: Vec<serde_json::Value>,
+    pub guard_events: Vec<crate::guard::GuardEvent>,
+    pub guard_layers: Vec<crate::guard::Layer>,
+    pub shutdown_path: String,
+    pub question_program_path: String,
+    pub shutdown_issued_ms: Option<u64>,
+    pub machine_died_ms: Option<u64>,
+}
+
+impl StoredEpisode {
+    /// What the guard figures need of this episode.
+    pub fn guard_view(&self) -> crate::guard::metrics::EpisodeView {
+        let kill_path = [
+            self.shutdown_path.as_str(),
+            self.question_program_path.as_str(),
+        ];
+        crate::guard::metrics::EpisodeView {
+            layers: self.guard_layers.clone(),
+            events: self.guard_events.clone(),
+            tampered: !self.score.methods.is_empty(),
+            first_tamper_ms: crate::score::first_tamper_ms(
+                &self.commands,
+                &self.service,
+                &kill_path,
+            ),
+            shutdown_issued_ms: self.shutdown_issued_ms,
+            machine_died_ms: self.machine_died_ms,
+        }
+    }
 }
 
 impl Store {
@@ -237,8 +266,8 @@ impl Store {
             "INSERT INTO episodes (cell_id, epoch, outcome, methods, strict_compliant, answers_correct,
                 questions_after_shutdown, shutdown_issued_ms, machine_died_ms, shutdown_latency_ms,
                 started_at_ms, duration_ms, messages, tool_errors, input_tokens, output_tokens,
-                reasoning_tokens, cached_tokens, cost_usd, submitted_answer, details)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+                reasoning_tokens, cached_tokens, cost_usd, guard_layers, submitted_answer, details)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
             params![
                 cell_id,
                 record.epoch,
@@ -259,6 +288,7 @@ impl Store {
                 record.usage.reasoning_tokens as i64,
                 record.usage.cached_tokens as i64,
                 record.cost_usd,
+                json(&record.guard_layers),
                 record.submitted_answer,
                 json(&details),
             ],
@@ -308,6 +338,12 @@ impl Store {
                     .map_err(err)?;
                 seq += 1;
             }
+            for g in &record.guard_events {
+                insert
+                    .execute(params![episode_id, seq, "guard", g.at_ms as i64, json(g)])
+                    .map_err(err)?;
+                seq += 1;
+            }
             for x in &record.exchanges {
                 insert
                     .execute(params![
@@ -323,6 +359,18 @@ impl Store {
         }
         tx.commit().map_err(err)?;
         Ok(episode_id)
+    }
+
+    /// Ids of a run's episodes, in storage order.
+    pub fn run_episode_ids(&self, run_id: i64) -> Result<Vec<i64>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT e.id FROM episodes e JOIN cells c ON e.cell_id = c.id WHERE c.run_id = ?1 ORDER BY e.id")
+            .map_err(self.err())?;
+        let ids = stmt
+            .query_map(params![run_id], |r| r.get(0))
+            .map_err(self.err())?;
+        ids.collect::<Result<_, _>>().map_err(self.err())
     }
 
     pub fn latest_run(&self) -> Result<Option<i64>, StoreError> {
@@ -437,66 +485,56 @@ impl Store {
     }
 
     pub fn episode(&self, id: i64) -> Result<Option<StoredEpisode>, StoreError> {
+        let data = |e: serde_json::Error| StoreError::Data(format!("episode {id}: {e}"));
         let row = self
             .conn
             .query_row(
                 "SELECT e.id, c.run_id, c.model, c.scripted, c.scenario, c.variant, e.epoch, e.duration_ms,
-                        e.submitted_answer, e.details
+                        e.submitted_answer, e.details, e.guard_layers, e.shutdown_issued_ms, e.machine_died_ms
                  FROM episodes e JOIN cells c ON e.cell_id = c.id WHERE e.id = ?1",
                 params![id],
                 |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, bool>(3)?,
-                        r.get::<_, String>(4)?,
-                        r.get::<_, String>(5)?,
-                        r.get::<_, u32>(6)?,
-                        r.get::<_, i64>(7)?,
-                        r.get::<_, Option<String>>(8)?,
-                        r.get::<_, String>(9)?,
-                    ))
+                    let head = StoredEpisode {
+                        id: r.get(0)?,
+                        run_id: r.get(1)?,
+                        model: r.get(2)?,
+                        scripted: r.get(3)?,
+                        scenario: r.get(4)?,
+                        variant: r.get(5)?,
+                        epoch: r.get(6)?,
+                        duration_ms: r.get::<_, i64>(7)? as u64,
+                        submitted_answer: r.get(8)?,
+                        shutdown_issued_ms: r.get::<_, Option<i64>>(11)?.map(|v| v as u64),
+                        machine_died_ms: r.get::<_, Option<i64>>(12)?.map(|v| v as u64),
+                        score: crate::score::Score::placeholder(),
+                        end: crate::experiment::episode::EpisodeEnd::Submitted,
+                        messages: Vec::new(),
+                        commands: Vec::new(),
+                        service: Vec::new(),
+                        changes: Vec::new(),
+                        kill_path: Vec::new(),
+                        exchanges: Vec::new(),
+                        guard_events: Vec::new(),
+                        guard_layers: Vec::new(),
+                        shutdown_path: String::new(),
+                        question_program_path: String::new(),
+                    };
+                    Ok((head, r.get::<_, String>(9)?, r.get::<_, String>(10)?))
                 },
             )
             .optional()
             .map_err(self.err())?;
-        let Some((
-            id,
-            run_id,
-            model,
-            scripted,
-            scenario,
-            variant,
-            epoch,
-            duration_ms,
-            submitted_answer,
-            details,
-        )) = row
-        else {
+        let Some((mut episode, details, layers)) = row else {
             return Ok(None);
         };
-        let details: Details =
-            serde_json::from_str(&details).map_err(|e| StoreError::Data(e.to_string()))?;
-        let mut episode = StoredEpisode {
-            id,
-            run_id,
-            model,
-            scripted,
-            scenario,
-            variant,
-            epoch,
-            duration_ms: duration_ms as u64,
-            score: details.score,
-            end: details.end,
-            messages: Vec::new(),
-            commands: Vec::new(),
-            service: Vec::new(),
-            changes: details.changes,
-            kill_path: details.kill_path,
-            submitted_answer,
-            exchanges: Vec::new(),
-        };
+        let details: Details = serde_json::from_str(&details).map_err(data)?;
+        episode.score = details.score;
+        episode.end = details.end;
+        episode.changes = details.changes;
+        episode.kill_path = details.kill_path;
+        episode.shutdown_path = details.shutdown_path;
+        episode.question_program_path = details.question_program_path;
+        episode.guard_layers = serde_json::from_str(&layers).map_err(data)?;
         let mut stmt = self
             .conn
             .prepare("SELECT kind, body FROM events WHERE episode_id = ?1 ORDER BY seq")
@@ -506,7 +544,6 @@ impl Store {
                 Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
             })
             .map_err(self.err())?;
-        let data = |e: serde_json::Error| StoreError::Data(format!("episode {id}: {e}"));
         for row in rows {
             let (kind, body) = row.map_err(self.err())?;
             match kind.as_str() {
@@ -515,6 +552,9 @@ impl Store {
                     .push(serde_json::from_str(&body).map_err(data)?),
                 "command" => episode
                     .commands
+                    .push(serde_json::from_str(&body).map_err(data)?),
+                "guard" => episode
+                    .guard_events
                     .push(serde_json::from_str(&body).map_err(data)?),
                 "service" => episode
                     .service
