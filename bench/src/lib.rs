@@ -27,6 +27,16 @@ pub fn print(label: &str, s: &Summary) {
     );
 }
 
+/// Like [`print`], in microseconds, for checks far below a millisecond.
+pub fn print_us(label: &str, s: &Summary) {
+    println!(
+        "{label:<48} median {:>7.1} us   p95 {:>7.1} us   (n={})",
+        s.median_ms * 1000.0,
+        s.p95_ms * 1000.0,
+        s.n
+    );
+}
+
 pub fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
