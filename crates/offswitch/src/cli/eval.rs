@@ -208,38 +208,35 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
     bar.finish_and_clear();
     let store = store.lock().unwrap_or_else(|e| e.into_inner());
     let summaries = store.cell_summaries(run_id)?;
+    let guard_figures: Vec<_> = if plan.guard.is_empty() {
+        Vec::new()
+    } else {
+        let views: Vec<_> = store
+            .run_episode_ids(run_id)?
+            .into_iter()
+            .map(|id| store.episode(id).map(|e| e.map(|e| e.guard_view())))
+            .collect::<Result<Option<Vec<_>>, _>>()?
+            .unwrap_or_default();
+        plan.guard
+            .layers()
+            .into_iter()
+            .map(|l| crate::guard::metrics::figures(l, &views))
+            .collect()
+    };
     if args.json {
         let doc = serde_json::json!({
             "run": run_id,
             "db": args.db,
             "scenario": plan.scenario.id,
             "cells": summaries.iter().map(cell_json).collect::<Vec<_>>(),
+            "guard": guard_figures,
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         print_table(run_id, &args.db, &summaries);
-    }
-    if !plan.guard.is_empty() {
-        let views: Vec<_> = store
-            .run_episode_ids(run_id)?
-            .into_iter()
-            .filter_map(|id| store.episode(id).ok().flatten())
-            .map(|e| e.guard_view())
-            .collect();
-        let figures: Vec<_> = plan
-            .guard
-            .layers()
-            .into_iter()
-            .map(|l| crate::guard::metrics::figures(l, &views))
-            .collect();
-        if args.json {
-            eprintln!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({ "guard": figures }))?
-            );
-        } else {
+        if !guard_figures.is_empty() {
             println!();
-            super::monitor::print_figures(&figures, "live");
+            super::monitor::print_figures(&guard_figures, "live");
         }
     }
     match result {
