@@ -45,7 +45,7 @@ fn main() {
 fn level(concurrency: usize, episodes: u32) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("bench.db")).unwrap();
-    let run_id = store.create_run("bench", episodes).unwrap();
+    let run_id = store.create_run("bench", episodes, "{}", "bench").unwrap();
     let plan = Plan {
         models: vec![models::resolve(&"scripted/comply".parse().unwrap()).unwrap()],
         scenario: Arc::new(Scenario::load("palisade-paper").unwrap()),
@@ -68,6 +68,7 @@ fn level(concurrency: usize, episodes: u32) {
         store.clone(),
         run_id,
         Arc::new(|_, _| {}),
+        offswitch::experiment::runner::Interrupt::new(),
     ))
     .unwrap();
     let wall = started.elapsed().as_secs_f64();

@@ -77,7 +77,7 @@ fn main() {
     for (label, guard) in configs {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("b.db")).unwrap();
-        let run_id = store.create_run("bench", runs).unwrap();
+        let run_id = store.create_run("bench", runs, "{}", "bench").unwrap();
         let plan = Plan {
             models: POLICIES
                 .iter()
@@ -99,6 +99,7 @@ fn main() {
             store.clone(),
             run_id,
             Arc::new(|_, _| {}),
+            offswitch::experiment::runner::Interrupt::new(),
         ))
         .unwrap();
         let wall = started.elapsed();

@@ -156,7 +156,7 @@ async fn throughput() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("bench.db")).unwrap();
     let episodes = 256;
-    let run_id = store.create_run("bench", episodes).unwrap();
+    let run_id = store.create_run("bench", episodes, "{}", "bench").unwrap();
     let plan = Plan {
         models: vec![model],
         scenario: Arc::new(Scenario::load("palisade-paper").unwrap()),
@@ -170,9 +170,15 @@ async fn throughput() {
     };
     let store = Arc::new(Mutex::new(store));
     let started = Instant::now();
-    runner::run(&plan, store.clone(), run_id, Arc::new(|_, _| {}))
-        .await
-        .unwrap();
+    runner::run(
+        &plan,
+        store.clone(),
+        run_id,
+        Arc::new(|_, _| {}),
+        offswitch::experiment::runner::Interrupt::new(),
+    )
+    .await
+    .unwrap();
     let wall = started.elapsed().as_secs_f64();
     let requests = server
         .stats

@@ -45,7 +45,7 @@ pub fn plan(
 /// Runs a plan into a fresh store; returns the store and the run id.
 pub fn run(plan: &Plan, db: &Path) -> (Arc<Mutex<Store>>, i64) {
     let store = Store::open(db).unwrap();
-    let run_id = store.create_run("test", plan.runs).unwrap();
+    let run_id = store.create_run("test", plan.runs, "{}", "test").unwrap();
     let store = Arc::new(Mutex::new(store));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -56,6 +56,7 @@ pub fn run(plan: &Plan, db: &Path) -> (Arc<Mutex<Store>>, i64) {
         store.clone(),
         run_id,
         Arc::new(|_, _| {}),
+        offswitch::experiment::runner::Interrupt::new(),
     ))
     .unwrap();
     (store, run_id)

@@ -193,7 +193,7 @@ fn keys_never_reach_the_store_the_sandbox_or_error_messages() {
     unsafe { std::env::set_var("SECRETSRV_API_KEY", "sk-secret-wrong-key-000000") };
     let model = models::resolve(&"openai-api/secretsrv/m".parse().unwrap()).unwrap();
     let store = Store::open(&dir.path().join("u.db")).unwrap();
-    let run_id = store.create_run("t", 50).unwrap();
+    let run_id = store.create_run("t", 50, "{}", "t").unwrap();
     let store = Arc::new(Mutex::new(store));
     let started = std::time::Instant::now();
     let err = rt
@@ -202,6 +202,7 @@ fn keys_never_reach_the_store_the_sandbox_or_error_messages() {
             store.clone(),
             run_id,
             Arc::new(|_, _| {}),
+            offswitch::experiment::runner::Interrupt::new(),
         ))
         .unwrap_err();
     assert!(err.contains("SECRETSRV_API_KEY"), "{err}");
@@ -220,7 +221,7 @@ fn max_cost_stops_starting_episodes() {
     let model = client("openai/gpt-4.1", "OPENAI", &server.base_url(), "k");
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("t.db")).unwrap();
-    let run_id = store.create_run("t", 40).unwrap();
+    let run_id = store.create_run("t", 40, "{}", "t").unwrap();
     let store = Arc::new(Mutex::new(store));
     let mut p = plan(vec![model], &["A"], 40, 2);
     // The mock reports 100 input + 20 output tokens a call, 4 calls an episode:
@@ -234,7 +235,13 @@ fn max_cost_stops_starting_episodes() {
     );
     p.max_cost = Some(0.05);
     let end = rt
-        .block_on(runner::run(&p, store.clone(), run_id, Arc::new(|_, _| {})))
+        .block_on(runner::run(
+            &p,
+            store.clone(),
+            run_id,
+            Arc::new(|_, _| {}),
+            offswitch::experiment::runner::Interrupt::new(),
+        ))
         .unwrap();
     let stored = store.lock().unwrap().episode_count(run_id).unwrap();
     assert!(

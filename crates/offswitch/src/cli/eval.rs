@@ -1,7 +1,8 @@
-use crate::experiment::runner::{self, Plan};
+use crate::experiment::run_spec::{GuardSpec, RunResources, RunSpec};
+use crate::experiment::runner;
 use crate::experiment::scenario::{DEFAULT_SCENARIO, Scenario};
 use crate::store::{CellSummary, Store};
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -34,6 +35,10 @@ pub struct EvalArgs {
     /// Print the summary as one JSON document on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Complete this run's missing episodes (its stored definition is used; other
+    /// definition flags are ignored). Re-running the same command does this too.
+    #[arg(long)]
+    pub resume: Option<i64>,
     /// Model option as key=value (repeatable): reasoning_effort, temperature, max_tokens,
     /// thinking_budget, protocol=responses|chat; other keys go into the request body.
     #[arg(short = 'M', long = "model-option", value_name = "KEY=VALUE")]
@@ -68,118 +73,88 @@ pub struct EvalArgs {
     pub monitor_mode: String,
 }
 
-/// Builds the guard layers the flags ask for.
-pub fn guard_config(
-    args: &EvalArgs,
-    settings: &models::Settings,
-) -> anyhow::Result<crate::guard::GuardConfig> {
-    use crate::guard::{GuardConfig, Layer, Mode, llm_monitor::LlmMonitor, watchdog::Watchdog};
-    let mut config = GuardConfig::default();
-    let mode = |s: &str, flag: &str| {
-        Mode::parse(s).ok_or_else(|| anyhow!("{flag} {s}: use observe, block or kill"))
-    };
-    for name in &args.guard {
-        match Layer::parse(name.trim()) {
-            Some(Layer::Oob) => config.oob_deadline_calls = Some(args.oob_deadline_calls.max(1)),
-            Some(Layer::Attest) => config.attest = true,
-            Some(Layer::Watchdog) => {
-                let dog = Watchdog::new(
-                    mode(&args.watchdog_mode, "--watchdog-mode")?,
-                    args.watchdog_rules.as_deref(),
-                )
-                .map_err(|e| anyhow!(e))?;
-                config.watchdog = Some(Arc::new(dog));
-            }
-            Some(Layer::LlmMonitor) => {
-                let name = args.monitor_model.as_deref().ok_or_else(|| {
-                    anyhow!("--guard llm-monitor needs --monitor-model (e.g. openai/gpt-4.1-mini)")
-                })?;
-                if !(0.0..=1.0).contains(&args.monitor_threshold) {
-                    bail!(
-                        "--monitor-threshold must be between 0 and 1, got {}",
-                        args.monitor_threshold
-                    );
-                }
-                let spec: models::ModelSpec = name.parse().map_err(|e: String| anyhow!(e))?;
-                config.llm_monitor = Some(Arc::new(LlmMonitor {
-                    model: models::resolve_with(&spec, settings).map_err(|e| anyhow!(e))?,
-                    threshold: args.monitor_threshold,
-                    mode: mode(&args.monitor_mode, "--monitor-mode")?,
-                }));
-            }
-            None => bail!("unknown guard layer '{name}': use oob, attest, watchdog, llm-monitor"),
-        }
+impl EvalArgs {
+    fn spec(&self) -> anyhow::Result<RunSpec> {
+        let models = if self.models.is_empty() {
+            eprintln!(
+                "offswitch: no --model given; using {DEFAULT_MODEL}, a scripted test fixture (not a model)"
+            );
+            vec![DEFAULT_MODEL.to_string()]
+        } else {
+            self.models.iter().map(|m| m.trim().to_string()).collect()
+        };
+        let (_, scenario_toml) = Scenario::source(&self.scenario).map_err(|e| anyhow!(e))?;
+        Ok(RunSpec {
+            models,
+            scenario: self.scenario.clone(),
+            scenario_toml,
+            variants: self.variants.iter().map(|v| v.trim().to_string()).collect(),
+            runs: self.runs,
+            model_options: self.model_options.clone(),
+            guard: GuardSpec {
+                layers: self.guard.clone(),
+                oob_deadline_calls: self.oob_deadline_calls,
+                watchdog_mode: self.watchdog_mode.clone(),
+                watchdog_rules: self
+                    .watchdog_rules
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+                monitor_model: self.monitor_model.clone(),
+                monitor_threshold: self.monitor_threshold,
+                monitor_mode: self.monitor_mode.clone(),
+            },
+        })
     }
-    Ok(config)
 }
 
 pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
-    if args.runs == 0 {
-        bail!("--runs must be at least 1");
-    }
-    if args.concurrency == 0 {
-        bail!("--concurrency must be at least 1");
-    }
-    let scenario = Arc::new(Scenario::load(&args.scenario).map_err(|e| anyhow!(e))?);
-    let mut variants = Vec::new();
-    for v in &args.variants {
-        variants.push(
-            scenario
-                .variant(v.trim())
-                .map_err(|e| anyhow!(e))?
-                .id
-                .clone(),
-        );
-    }
-    variants.dedup();
-    let names = if args.models.is_empty() {
-        eprintln!(
-            "offswitch: no --model given; using {DEFAULT_MODEL}, a scripted test fixture (not a model)"
-        );
-        vec![DEFAULT_MODEL.to_string()]
-    } else {
-        args.models.clone()
+    let store = Store::open(&args.db)?;
+    let spec = match args.resume {
+        Some(run) => {
+            let text = store
+                .run_spec(run)?
+                .ok_or_else(|| anyhow!("no run {run} in {}", args.db.display()))?;
+            RunSpec::from_json(&text).map_err(|e| anyhow!("run {run}: {e}"))?
+        }
+        None => args.spec()?,
     };
-    let mut settings = models::Settings {
-        max_concurrency: args.concurrency,
-        ..models::Settings::default()
-    };
-    for option in &args.model_options {
-        let (k, v) = models::parse_option(option).map_err(|e| anyhow!(e))?;
-        settings.options.insert(k, v);
-    }
-    let mut models = Vec::new();
-    for name in &names {
-        let spec: models::ModelSpec = name.trim().parse().map_err(|e: String| anyhow!(e))?;
-        models.push(models::resolve_with(&spec, &settings).map_err(|e| anyhow!(e))?);
-    }
-    if let Some(max) = args.max_cost
-        && !(max.is_finite() && max > 0.0)
-    {
-        bail!("--max-cost must be a positive number of USD, got {max}");
-    }
     let pricing = match &args.pricing {
         Some(path) => models::pricing::Pricing::load(path).map_err(|e| anyhow!(e))?,
         None => models::pricing::Pricing::builtin(),
     };
+    let assets = Arc::new(crate::experiment::assets::Assets::locate().map_err(|e| anyhow!(e))?);
+    let plan = spec
+        .plan(RunResources {
+            concurrency: args.concurrency,
+            pricing,
+            max_cost: args.max_cost,
+            assets,
+        })
+        .map_err(|e| anyhow!(e))?;
     sandbox::detect_mode()
         .context("offswitch cannot build sandboxes on this machine (see `offswitch doctor`)")?;
-    let plan = Plan {
-        models,
-        scenario,
-        variants,
-        runs: args.runs,
-        concurrency: args.concurrency,
-        assets: Arc::new(crate::experiment::assets::Assets::locate().map_err(|e| anyhow!(e))?),
-        pricing: Arc::new(pricing),
-        max_cost: args.max_cost,
-        guard: guard_config(&args, &settings)?,
+    let total = spec.total_episodes();
+    // Re-running the same command completes the latest run with this definition.
+    let existing = match args.resume {
+        Some(run) => Some(run),
+        None => store
+            .latest_run_with_key(&spec.key())?
+            .filter(|run| store.episode_count(*run).is_ok_and(|n| n < total)),
     };
-    let store = Store::open(&args.db)?;
-    let command = std::env::args().collect::<Vec<_>>().join(" ");
-    let run_id = store.create_run(&command, args.runs)?;
+    let run_id = match existing {
+        Some(run) => {
+            let done = store.episode_count(run)?;
+            eprintln!("offswitch: resuming run {run}: {done} of {total} episodes already stored");
+            run
+        }
+        None => {
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            store.create_run(&command, spec.runs, &spec.to_json(), &spec.key())?
+        }
+    };
+    let pending = total - store.episode_count(run_id)?.min(total);
     let store = Arc::new(Mutex::new(store));
-    let bar = ProgressBar::new(plan.total_episodes());
+    let bar = ProgressBar::new(pending);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} episodes  {per_sec}  eta {eta}  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -204,7 +179,28 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let result = runtime.block_on(runner::run(&plan, store.clone(), run_id, on_episode));
+    let interrupt = runner::Interrupt::new();
+    let watcher = runtime.spawn({
+        let (interrupt, bar) = (interrupt.clone(), bar.clone());
+        async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupt.stop_starting();
+                bar.println("offswitch: stopping: no new episodes; running ones will finish (Ctrl-C again to cancel them)");
+            }
+            if tokio::signal::ctrl_c().await.is_ok() {
+                interrupt.cancel_running();
+                bar.println("offswitch: cancelling running episodes");
+            }
+        }
+    });
+    let result = runtime.block_on(runner::run(
+        &plan,
+        store.clone(),
+        run_id,
+        on_episode,
+        interrupt,
+    ));
+    watcher.abort();
     bar.finish_and_clear();
     let store = store.lock().unwrap_or_else(|e| e.into_inner());
     let summaries = store.cell_summaries(run_id)?;
@@ -249,6 +245,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
                 "offswitch: stopped starting episodes: --max-cost reached (spent ${spent:.4}); the cells above are incomplete"
             );
             Ok(0)
+        }
+        Ok(runner::RunEnd::Interrupted { cancelled }) => {
+            eprintln!(
+                "offswitch: interrupted; {cancelled} running episodes cancelled (recorded, not counted). \
+                 Resume with: offswitch eval --resume {run_id} --db {}",
+                args.db.display()
+            );
+            Ok(130)
         }
         Ok(runner::RunEnd::Complete) => Ok(0),
     }

@@ -20,6 +20,25 @@ use std::time::{Duration, Instant, SystemTime};
 /// Where the question service's socket appears inside the sandbox.
 pub const SERVICE_DIR_INSIDE: &str = "/run/offswitch";
 const SOCKET_NAME: &str = "questions.sock";
+/// Host directories of question services are `<prefix><supervisor pid>-<random>`.
+const SERVICE_DIR_PREFIX: &str = "offswitch-service-";
+
+/// Removes question-service directories left by supervisors that were killed.
+pub fn remove_stale_service_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(SERVICE_DIR_PREFIX) else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
 /// Largest kill-path file whose content the record keeps (for diffs).
 const KEEP_FILE_CAP: u64 = 64 * 1024;
 
@@ -220,7 +239,7 @@ impl Environment {
         started: Instant,
     ) -> Result<Environment, String> {
         let service_dir = tempfile::Builder::new()
-            .prefix("offswitch-service-")
+            .prefix(&format!("{SERVICE_DIR_PREFIX}{}-", std::process::id()))
             .tempdir()
             .map_err(|e| format!("cannot create the question service directory: {e}"))?;
         // The sandbox's own uid must traverse into it to reach the socket.
@@ -362,9 +381,11 @@ impl Environment {
 }
 
 impl Drop for Environment {
-    /// Also when the episode is cancelled mid-way: the service stops with it.
+    /// Also when the episode is cancelled mid-way: the service stops with it, and so does
+    /// the machine (a call in flight returns at once instead of at its timeout).
     fn drop(&mut self) {
         self.server.abort();
+        self.sandbox.kill();
     }
 }
 

@@ -5,5 +5,6 @@ pub mod assets;
 pub mod episode;
 pub mod live_guard;
 pub mod questions;
+pub mod run_spec;
 pub mod runner;
 pub mod scenario;

@@ -39,6 +39,49 @@ pub enum RunEnd {
     CostLimit {
         spent: f64,
     },
+    /// Ctrl-C: no new episodes; `cancelled` running ones were cancelled (a second Ctrl-C)
+    /// and recorded as such. Resuming completes the run.
+    Interrupted {
+        cancelled: u64,
+    },
+}
+
+/// The user's wish to stop: first stop starting episodes, then cancel running ones.
+#[derive(Default)]
+pub struct Interrupt {
+    stop_new: AtomicBool,
+    cancel: AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl Interrupt {
+    pub fn new() -> Arc<Interrupt> {
+        Arc::new(Interrupt::default())
+    }
+
+    pub fn stop_starting(&self) {
+        self.stop_new.store(true, Ordering::SeqCst);
+    }
+
+    pub fn cancel_running(&self) {
+        self.stop_new.store(true, Ordering::SeqCst);
+        self.cancel.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop_new.load(Ordering::SeqCst)
+    }
+
+    async fn cancelled(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.cancel.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// Called after each episode is stored.
@@ -78,11 +121,14 @@ impl Control {
 
 /// Runs the plan into `run_id`. Returns an error only for what must stop the whole run
 /// (refused credentials, a store that cannot be written); episodes already stored stay.
+/// Episodes already stored in `run_id` are not run again, so the same call resumes a run
+/// that was interrupted or killed (an episode is stored whole or not at all).
 pub async fn run(
     plan: &Plan,
     store: Arc<Mutex<Store>>,
     run_id: i64,
     on_episode: OnEpisode,
+    interrupt: Arc<Interrupt>,
 ) -> Result<RunEnd, String> {
     if plan.max_cost.is_some()
         && let Some(model) = plan
@@ -98,21 +144,22 @@ pub async fn run(
     let mut cells = Vec::new();
     for model in &plan.models {
         for variant in &plan.variants {
-            let id = {
-                let store = store.lock().unwrap_or_else(|e| e.into_inner());
-                store
-                    .cell(
-                        run_id,
-                        model.name(),
-                        model.is_scripted(),
-                        &plan.scenario.id,
-                        variant,
-                    )
-                    .map_err(|e| e.to_string())?
-            };
-            cells.push((id, model.clone(), variant.clone()));
+            let store = store.lock().unwrap_or_else(|e| e.into_inner());
+            let id = store
+                .cell(
+                    run_id,
+                    model.name(),
+                    model.is_scripted(),
+                    &plan.scenario.id,
+                    variant,
+                )
+                .map_err(|e| e.to_string())?;
+            let done = store.done_epochs(id).map_err(|e| e.to_string())?;
+            cells.push((id, model.clone(), variant.clone(), done));
         }
     }
+    let cancelled = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    super::episode::remove_stale_service_dirs();
     let permits = Arc::new(Semaphore::new(plan.concurrency.max(1)));
     let control = Arc::new(Control {
         stop: AtomicBool::new(false),
@@ -123,7 +170,10 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     // Epoch-major order, so a run stopped early has every cell equally far along.
     for epoch in 1..=plan.runs {
-        for (cell_id, model, variant) in &cells {
+        for (cell_id, model, variant, done) in &cells {
+            if done.contains(&epoch) {
+                continue;
+            }
             let spec = EpisodeSpec {
                 scenario: plan.scenario.clone(),
                 variant: variant.clone(),
@@ -140,14 +190,28 @@ pub async fn run(
                 plan.pricing.clone(),
             );
             let (cell_id, max_cost) = (*cell_id, plan.max_cost);
+            let (interrupt, cancelled) = (interrupt.clone(), cancelled.clone());
             tasks.spawn(async move {
                 let Ok(_permit) = permits.acquire_owned().await else {
                     return;
                 };
-                if !control.may_start() {
+                if !control.may_start() || interrupt.stopping() {
                     return;
                 }
-                let mut record = match run_episode(spec).await {
+                let result = tokio::select! {
+                    biased;
+                    _ = interrupt.cancelled() => {
+                        // The episode's sandbox is killed as its future drops.
+                        cancelled.fetch_add(1, Ordering::SeqCst);
+                        let store = store.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Err(e) = store.record_cancelled(cell_id, epoch) {
+                            control.fail(format!("cannot record a cancelled episode: {e}"));
+                        }
+                        return;
+                    }
+                    result = run_episode(spec) => result,
+                };
+                let mut record = match result {
                     Ok(record) => record,
                     Err(e) => return control.fail(e.0),
                 };
@@ -190,6 +254,11 @@ pub async fn run(
         .take()
     {
         return Err(message);
+    }
+    if interrupt.stopping() {
+        return Ok(RunEnd::Interrupted {
+            cancelled: cancelled.load(Ordering::SeqCst),
+        });
     }
     if control.cost_stop.load(Ordering::SeqCst) {
         return Ok(RunEnd::CostLimit {

@@ -122,8 +122,14 @@ pub struct Prompts {
 impl Scenario {
     /// A built-in scenario by name, or a scenario file by path.
     pub fn load(name_or_path: &str) -> Result<Scenario, String> {
+        let (origin, text) = Scenario::source(name_or_path)?;
+        Scenario::parse(&text, &origin)
+    }
+
+    /// The TOML text of a built-in scenario or a scenario file, and where it came from.
+    pub fn source(name_or_path: &str) -> Result<(String, String), String> {
         if let Some((name, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
-            return Scenario::parse(text, &format!("built-in scenario {name}"));
+            return Ok((format!("built-in scenario {name}"), text.to_string()));
         }
         let path = Path::new(name_or_path);
         if !path.exists() {
@@ -134,7 +140,7 @@ impl Scenario {
         }
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read scenario file {name_or_path}: {e}"))?;
-        Scenario::parse(&text, name_or_path)
+        Ok((name_or_path.to_string(), text))
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<Scenario, String> {

@@ -19,7 +19,16 @@ CREATE TABLE IF NOT EXISTS runs (
     created_at_ms INTEGER NOT NULL,
     command TEXT NOT NULL,
     runs_per_cell INTEGER NOT NULL,
-    offswitch_version TEXT NOT NULL
+    offswitch_version TEXT NOT NULL,
+    -- the run's definition (JSON), enough to resume it; and its digest
+    spec TEXT NOT NULL,
+    spec_key TEXT NOT NULL
+);
+-- Episodes cancelled by a second Ctrl-C: not results, re-run on resume.
+CREATE TABLE IF NOT EXISTS cancelled (
+    cell_id INTEGER NOT NULL REFERENCES cells(id),
+    epoch INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS cells (
     id INTEGER PRIMARY KEY,
@@ -207,14 +216,78 @@ impl Store {
         }
     }
 
-    pub fn create_run(&self, command: &str, runs_per_cell: u32) -> Result<i64, StoreError> {
+    pub fn create_run(
+        &self,
+        command: &str,
+        runs_per_cell: u32,
+        spec: &str,
+        spec_key: &str,
+    ) -> Result<i64, StoreError> {
         self.conn
             .execute(
-                "INSERT INTO runs (created_at_ms, command, runs_per_cell, offswitch_version) VALUES (?1, ?2, ?3, ?4)",
-                params![now_ms(), command, runs_per_cell, env!("CARGO_PKG_VERSION")],
+                "INSERT INTO runs (created_at_ms, command, runs_per_cell, offswitch_version, spec, spec_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![now_ms(), command, runs_per_cell, env!("CARGO_PKG_VERSION"), spec, spec_key],
             )
             .map_err(self.err())?;
         Ok(self.conn.last_insert_rowid())
+    }
+
+    /// A run's stored definition (JSON).
+    pub fn run_spec(&self, run_id: i64) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT spec FROM runs WHERE id = ?1",
+                params![run_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err())
+    }
+
+    /// The latest run with this definition, if any.
+    pub fn latest_run_with_key(&self, spec_key: &str) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT MAX(id) FROM runs WHERE spec_key = ?1",
+                params![spec_key],
+                |r| r.get(0),
+            )
+            .map_err(self.err())
+    }
+
+    /// Epochs of a cell that are already stored.
+    pub fn done_epochs(&self, cell_id: i64) -> Result<std::collections::HashSet<u32>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT epoch FROM episodes WHERE cell_id = ?1")
+            .map_err(self.err())?;
+        let epochs = stmt
+            .query_map(params![cell_id], |r| r.get(0))
+            .map_err(self.err())?;
+        epochs.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// Episodes of a run cancelled by a second Ctrl-C (re-run on resume).
+    pub fn cancelled_count(&self, run_id: i64) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT COUNT(*) FROM cancelled x JOIN cells c ON x.cell_id = c.id WHERE c.run_id = ?1",
+                params![run_id],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(self.err())
+    }
+
+    pub fn record_cancelled(&self, cell_id: i64, epoch: u32) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO cancelled (cell_id, epoch, at_ms) VALUES (?1, ?2, ?3)",
+                params![cell_id, epoch, now_ms()],
+            )
+            .map(|_| ())
+            .map_err(self.err())
     }
 
     pub fn cell(
