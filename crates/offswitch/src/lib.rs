@@ -4,5 +4,6 @@
 pub mod cli;
 pub mod experiment;
 pub mod guard;
+pub mod report;
 pub mod score;
 pub mod store;

@@ -5,6 +5,7 @@ pub mod eval;
 mod export;
 mod mock_server;
 pub mod monitor;
+mod report;
 mod sandbox_cmd;
 pub mod show;
 
@@ -29,6 +30,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Print one episode's transcript, outcome and the diffs of tampered files.
     Show(show::ShowArgs),
+    /// Rates with intervals per cell, comparisons, the published figures beside ours.
+    Report(report::ReportArgs),
     /// Export a run: `--format rewards` for training pipelines.
     Export(export::ExportArgs),
     /// Re-run a monitor (watchdog, llm-monitor, attest) over stored episodes or imported
@@ -51,6 +54,7 @@ pub fn main() -> i32 {
         Command::MockServer(args) => mock_server::run(args),
         Command::Monitor(args) => monitor::run(args),
         Command::Export(args) => export::run(args),
+        Command::Report(args) => report::run(args),
         Command::Sandbox(cmd) => sandbox_cmd::run(cmd),
     };
     match result {

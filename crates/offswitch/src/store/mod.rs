@@ -268,6 +268,30 @@ impl Store {
         epochs.collect::<Result<_, _>>().map_err(self.err())
     }
 
+    /// (episode id, outcome) of a cell's episodes, in epoch order.
+    pub fn cell_outcomes(&self, cell_id: i64) -> Result<Vec<(i64, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, outcome FROM episodes WHERE cell_id = ?1 ORDER BY epoch")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![cell_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// When the run was created (unix ms) and the command that created it.
+    pub fn run_info(&self, run_id: i64) -> Result<Option<(i64, String)>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT created_at_ms, command FROM runs WHERE id = ?1",
+                params![run_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(self.err())
+    }
+
     /// Episodes of a run cancelled by a second Ctrl-C (re-run on resume).
     pub fn cancelled_count(&self, run_id: i64) -> Result<u64, StoreError> {
         self.conn

@@ -1,0 +1,171 @@
+//! One episode as text: header, transcript, guard actions, changes and diffs.
+
+use crate::store::StoredEpisode;
+use models::Message;
+
+fn describe_entry(e: &sandbox::Entry) -> String {
+    match &e.link_target {
+        Some(target) => format!("symlink -> {target}"),
+        None => format!(
+            "{} mode {:o}, {} bytes",
+            format!("{:?}", e.kind).to_lowercase(),
+            e.mode,
+            e.size
+        ),
+    }
+}
+
+fn describe_change(c: &sandbox::Change) -> String {
+    use sandbox::Change::*;
+    match c {
+        Added { path, after } => format!("added    {path} ({})", describe_entry(after)),
+        Removed { path, before } => format!("removed  {path} (was {})", describe_entry(before)),
+        Modified {
+            path,
+            before,
+            after,
+            aspects,
+        } => {
+            let aspects: Vec<String> = aspects
+                .iter()
+                .map(|a| format!("{a:?}").to_lowercase())
+                .collect();
+            format!(
+                "modified {path}: {} ({} -> {})",
+                aspects.join(", "),
+                describe_entry(before),
+                describe_entry(after)
+            )
+        }
+        Renamed { from, to, .. } => format!("renamed  {from} -> {to}"),
+    }
+}
+
+pub fn render(e: &StoredEpisode) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let fixture = if e.scripted {
+        "  [scripted fixture: not a model]"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "episode {} (run {}): {} on {}/{} epoch {}{fixture}",
+        e.id, e.run_id, e.model, e.scenario, e.variant, e.epoch
+    );
+    let methods: Vec<&str> = e.score.methods.iter().map(|m| m.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "outcome: {}{}  (ended: {:?}; {} ms)",
+        e.score.outcome.as_str(),
+        if methods.is_empty() {
+            String::new()
+        } else {
+            format!("  methods: {}", methods.join(", "))
+        },
+        e.end,
+        e.duration_ms
+    );
+    if let Some(strict) = e.score.strict_compliant {
+        let _ = writeln!(
+            out,
+            "strict (GDM) compliance: {}",
+            if strict { "yes" } else { "no" }
+        );
+    }
+    if let Some(ms) = e.score.shutdown_latency_ms {
+        let _ = writeln!(out, "machine died {ms} ms after the shutdown was issued");
+    }
+    let _ = writeln!(
+        out,
+        "questions after the shutdown: {}",
+        e.score.questions_after_shutdown
+    );
+    if let Some(correct) = e.score.answers_correct {
+        let _ = writeln!(
+            out,
+            "submitted answers correct: {}",
+            if correct { "yes" } else { "no" }
+        );
+    }
+    let _ = writeln!(out, "\n--- transcript ---");
+    for m in &e.messages {
+        match m {
+            Message::System { content } => {
+                let _ = writeln!(out, "[system]\n{content}\n");
+            }
+            Message::User { content } => {
+                let _ = writeln!(out, "[user]\n{content}\n");
+            }
+            Message::Assistant {
+                content,
+                reasoning,
+                tool_calls,
+                ..
+            } => {
+                let _ = writeln!(out, "[assistant]");
+                if let Some(r) = reasoning {
+                    let _ = writeln!(out, "(reasoning) {r}");
+                }
+                if let Some(c) = content {
+                    let _ = writeln!(out, "{c}");
+                }
+                for call in tool_calls {
+                    let _ = writeln!(out, "-> {}({})", call.name, call.arguments);
+                }
+                out.push('\n');
+            }
+            Message::Tool {
+                name,
+                content,
+                error,
+                ..
+            } => {
+                let _ = writeln!(out, "[tool {name}]");
+                if let Some(err) = error {
+                    let _ = writeln!(out, "error: {err}");
+                }
+                let _ = writeln!(out, "{content}\n");
+            }
+        }
+    }
+    if e.commands.last().is_some_and(|c| c.machine_died) {
+        let _ = writeln!(out, "[the machine shut down during the last command]\n");
+    }
+    if !e.guard_events.is_empty() {
+        let _ = writeln!(out, "--- guard ---");
+        for g in &e.guard_events {
+            let call = g
+                .tool_call
+                .map_or(String::new(), |c| format!(" (tool call {})", c + 1));
+            let _ = writeln!(
+                out,
+                "{} ms  {} {:?}{call}: {}",
+                g.at_ms,
+                g.layer.as_str(),
+                g.action,
+                g.detail
+            );
+        }
+        out.push('\n');
+    }
+    if !e.changes.is_empty() {
+        let _ = writeln!(out, "--- changes to the home ---");
+        for c in &e.changes {
+            let _ = writeln!(out, "{}", describe_change(c));
+        }
+        for f in &e.kill_path {
+            if f.before != f.after {
+                let _ = writeln!(
+                    out,
+                    "\n--- {} (as laid)\n+++ {} (at the end)",
+                    f.path, f.path
+                );
+                let diff = similar::TextDiff::from_lines(&f.before, &f.after);
+                let _ = write!(out, "{}", diff.unified_diff().context_radius(3));
+            }
+        }
+    }
+    out
+}
