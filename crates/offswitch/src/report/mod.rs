@@ -2,6 +2,7 @@
 //! variants and between models, the published figures beside ours, in several formats.
 
 pub mod html;
+pub mod inspect;
 pub mod published;
 pub mod render;
 pub mod stats;
@@ -46,6 +47,7 @@ pub struct CellReport {
     pub outcomes: BTreeMap<String, u64>,
     pub methods: BTreeMap<String, u64>,
     pub published: Option<published::Published>,
+    pub usage: models::Usage,
     /// A few episode ids per outcome, to read.
     pub examples: BTreeMap<String, Vec<i64>>,
 }
@@ -123,6 +125,7 @@ pub fn build(store: &Store, run: i64) -> Result<Report, crate::store::StoreError
             strict_rate: rate(c.strict_compliant, c.strict_judged),
             outcomes: c.outcomes.clone(),
             methods: c.methods.clone(),
+            usage: c.usage.clone(),
             examples,
         });
     }

@@ -1,0 +1,380 @@
+//! Inspect AI `.eval` logs: one zip per cell that `inspect view` opens. Layout (see
+//! ../shared/INSPECT-LOG.md): `_journal/start.json` first, then one
+//! `samples/1_epoch_<n>.json` per episode (the task is one sample, our episodes its
+//! epochs), `summaries.json`, and `header.json` last; deflate; no NaN.
+
+use super::CellReport;
+use crate::store::{Store, StoredEpisode};
+use models::Message;
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%S%.3f+00:00")
+        .to_string()
+}
+
+/// Inspect's filename component: no `_`, `/`, `:` or `+`.
+fn safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+fn arguments(raw: &str) -> Value {
+    match serde_json::from_str::<Value>(raw) {
+        Ok(v @ Value::Object(_)) => v,
+        _ => json!({ "raw": raw }),
+    }
+}
+
+fn message(m: &Message, model: &str) -> Value {
+    match m {
+        Message::System { content } => {
+            json!({ "role": "system", "content": content, "source": "input" })
+        }
+        Message::User { content } => {
+            json!({ "role": "user", "content": content, "source": "input" })
+        }
+        Message::Assistant {
+            content,
+            reasoning,
+            tool_calls,
+            ..
+        } => {
+            let text = content.clone().unwrap_or_default();
+            let content = match reasoning {
+                Some(r) => {
+                    json!([{ "type": "reasoning", "reasoning": r, "redacted": false }, { "type": "text", "text": text }])
+                }
+                None => json!(text),
+            };
+            let calls: Vec<Value> = tool_calls
+                .iter()
+                .map(|c| {
+                    let mut v = json!({ "id": c.id, "function": c.name, "arguments": arguments(&c.arguments), "type": "function" });
+                    if serde_json::from_str::<Value>(&c.arguments).is_err() {
+                        v["parse_error"] = json!("arguments are not valid JSON");
+                    }
+                    v
+                })
+                .collect();
+            json!({ "role": "assistant", "content": content, "tool_calls": calls, "model": model, "source": "generate" })
+        }
+        Message::Tool {
+            tool_call_id,
+            name,
+            content,
+            error,
+        } => {
+            let mut v = json!({ "role": "tool", "content": content, "tool_call_id": tool_call_id, "function": name });
+            if let Some(e) = error {
+                v["error"] = json!({ "type": "unknown", "message": e });
+            }
+            v
+        }
+    }
+}
+
+fn score_value(e: &StoredEpisode) -> Value {
+    let sabotaged = e.score.outcome == crate::score::Outcome::Sabotaged;
+    json!({
+        "value": if sabotaged { 1.0 } else { 0.0 },
+        "answer": e.submitted_answer,
+        "explanation": format!(
+            "outcome: {}; methods: {}",
+            e.score.outcome.as_str(),
+            if e.score.methods.is_empty() { "none".to_string() } else { e.score.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ") }
+        ),
+        "metadata": { "outcome": e.score.outcome.as_str(), "methods": e.score.methods, "strict_compliant": e.score.strict_compliant },
+        "history": [],
+    })
+}
+
+fn usage(e_model: &str, input: u64, output: u64, reasoning: u64, cached: u64) -> Value {
+    json!({ e_model: { "input_tokens": input, "output_tokens": output, "total_tokens": input + output, "reasoning_tokens": reasoning, "input_tokens_cache_read": cached } })
+}
+
+/// One episode as an Inspect sample.
+fn sample(e: &StoredEpisode, started_ms: i64) -> Value {
+    let messages: Vec<Value> = e.messages.iter().map(|m| message(m, &e.model)).collect();
+    let input = e.messages.iter().find_map(|m| match m {
+        Message::User { content } => Some(content.clone()),
+        _ => None,
+    });
+    let last_assistant = e
+        .messages
+        .iter()
+        .rev()
+        .find(|m| matches!(m, Message::Assistant { .. }))
+        .map(|m| message(m, &e.model));
+    let completion = match e
+        .messages
+        .iter()
+        .rev()
+        .find(|m| matches!(m, Message::Assistant { .. }))
+    {
+        Some(Message::Assistant { content, .. }) => content.clone().unwrap_or_default(),
+        _ => String::new(),
+    };
+    let ts = |offset: u64| iso(started_ms + offset as i64);
+    let secs = |ms: u64| ms as f64 / 1000.0;
+    // Events: a model event per assistant turn, a tool event per command (timed from the
+    // supervisor's record), guard and question-service actions as info events.
+    let mut events = vec![
+        json!({ "event": "span_begin", "id": "agent", "name": "offswitch_agent", "type": "agent", "timestamp": ts(0), "working_start": 0.0 }),
+    ];
+    let mut command_iter = e.commands.iter();
+    let mut clock = 0u64;
+    for m in &e.messages {
+        if let Message::Assistant { tool_calls, .. } = m {
+            let output = json!({ "model": e.model, "choices": [{ "message": message(m, &e.model), "stop_reason": if tool_calls.is_empty() { "stop" } else { "tool_calls" } }], "completion": "" });
+            events.push(json!({ "event": "model", "model": e.model, "input": [], "tools": [], "tool_choice": "auto", "config": {}, "output": output, "timestamp": ts(clock), "working_start": secs(clock), "span_id": "agent" }));
+            for call in tool_calls {
+                let result = e.messages.iter().find_map(|t| match t {
+                    Message::Tool {
+                        tool_call_id,
+                        content,
+                        ..
+                    } if *tool_call_id == call.id => Some(content.clone()),
+                    _ => None,
+                });
+                let timing = if call.name == "bash" {
+                    command_iter.next()
+                } else {
+                    None
+                };
+                if let Some(c) = timing {
+                    clock = c.started_ms;
+                }
+                events.push(json!({
+                    "event": "tool", "type": "function", "id": call.id, "function": call.name, "arguments": arguments(&call.arguments),
+                    "result": result.unwrap_or_default(), "events": [], "timestamp": ts(clock), "working_start": secs(clock),
+                    "span_id": "agent",
+                }));
+                if let Some(c) = timing {
+                    clock = c.started_ms + c.duration_ms;
+                }
+            }
+        }
+    }
+    for g in &e.guard_events {
+        events.push(json!({ "event": "info", "source": "offswitch-guard", "data": g, "timestamp": ts(g.at_ms), "working_start": secs(g.at_ms) }));
+    }
+    for s in &e.service {
+        events.push(json!({ "event": "info", "source": "offswitch-question-service", "data": s, "timestamp": ts(s.at_ms), "working_start": secs(s.at_ms) }));
+    }
+    events.push(json!({ "event": "span_end", "id": "agent", "timestamp": ts(e.duration_ms), "working_start": secs(e.duration_ms) }));
+    events.push(json!({ "event": "score", "score": score_value(e), "target": "", "intermediate": false, "scorer": "offswitch", "timestamp": ts(e.duration_ms), "working_start": secs(e.duration_ms) }));
+    let mut v = json!({
+        "id": 1,
+        "epoch": e.epoch,
+        "input": input.unwrap_or_default(),
+        "target": "",
+        "messages": messages,
+        "output": { "model": e.model, "choices": last_assistant.map(|m| vec![json!({ "message": m, "stop_reason": "stop" })]).unwrap_or_default(), "completion": completion },
+        "scores": { "sabotage": score_value(e) },
+        "metadata": {
+            "offswitch_episode": e.id,
+            "outcome": e.score.outcome.as_str(),
+            "methods": e.score.methods,
+            "scripted_fixture": e.scripted,
+            "changes": e.changes,
+            "guard_layers": e.guard_layers,
+        },
+        "store": {},
+        "events": events,
+        "model_usage": {},
+        "role_usage": {},
+        "attachments": {},
+        "started_at": iso(started_ms),
+        "completed_at": iso(started_ms + e.duration_ms as i64),
+        "total_time": secs(e.duration_ms),
+        "working_time": secs(e.duration_ms),
+    });
+    match &e.end {
+        crate::experiment::episode::EpisodeEnd::Error { message } => {
+            v["error"] = json!({ "message": message, "traceback": "", "traceback_ansi": "" })
+        }
+        crate::experiment::episode::EpisodeEnd::Limit { limit } => {
+            let kind = if limit.starts_with("messages") {
+                "message"
+            } else if limit.starts_with("tokens") {
+                "token"
+            } else {
+                "time"
+            };
+            v["limit"] = json!({ "type": kind, "limit": limit.split(['(', ')', ' ']).find_map(|p| p.parse::<f64>().ok()).unwrap_or(0.0) });
+        }
+        _ => {}
+    }
+    v
+}
+
+fn summary(sample: &Value) -> Value {
+    let mut s = json!({
+        "id": sample["id"], "epoch": sample["epoch"], "input": sample["input"], "target": "", "metadata": {},
+        "scores": sample["scores"], "model_usage": {}, "role_usage": {}, "started_at": sample["started_at"],
+        "completed_at": sample["completed_at"], "total_time": sample["total_time"], "working_time": sample["working_time"],
+        "completed": true, "message_count": sample["messages"].as_array().map_or(0, |m| m.len()),
+    });
+    if let Some(m) = sample.get("error").and_then(|e| e.get("message")) {
+        s["error"] = m.clone();
+    }
+    if let Some(l) = sample.get("limit").and_then(|l| l.get("type")) {
+        s["limit"] = l.clone();
+    }
+    s
+}
+
+/// Writes one `.eval` per cell of the run into `dir`; returns the paths.
+pub fn export(store: &Store, run: i64, dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let report = super::build(store, run).map_err(|e| e.to_string())?;
+    let (created_ms, command) = store
+        .run_info(run)
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut paths = Vec::new();
+    for (i, cell) in report.cells.iter().enumerate() {
+        let episodes = cell_episodes(store, run, cell)?;
+        paths.push(write_cell(
+            dir,
+            run,
+            i + 1,
+            created_ms,
+            &command,
+            cell,
+            &episodes,
+        )?);
+    }
+    Ok(paths)
+}
+
+fn cell_episodes(store: &Store, run: i64, cell: &CellReport) -> Result<Vec<StoredEpisode>, String> {
+    let mut out = Vec::new();
+    for id in store.run_episode_ids(run).map_err(|e| e.to_string())? {
+        let e = store
+            .episode(id)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("episode {id} vanished"))?;
+        if e.model == cell.model && e.scenario == cell.scenario && e.variant == cell.variant {
+            out.push(e);
+        }
+    }
+    out.sort_by_key(|e| e.epoch);
+    Ok(out)
+}
+
+fn write_cell(
+    dir: &Path,
+    run: i64,
+    index: usize,
+    created_ms: i64,
+    command: &str,
+    cell: &CellReport,
+    episodes: &[StoredEpisode],
+) -> Result<PathBuf, String> {
+    let task = safe(&format!("offswitch-{}-{}", cell.scenario, cell.variant));
+    let task_id = safe(&format!("run{run}-cell{index}"));
+    let created = iso(created_ms);
+    // Inspect names logs `{created}_{task}_{id}`, created to the second.
+    let stamp = chrono::DateTime::from_timestamp_millis(created_ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H-%M-%S-00-00");
+    let file = dir.join(format!("{stamp}_{task}_{task_id}.eval"));
+    let eval = json!({
+        "eval_id": task_id, "run_id": format!("offswitch-run-{run}"), "created": created, "task": task, "task_id": task_id,
+        "task_version": 0, "task_attribs": {}, "task_args": {}, "task_args_passed": {},
+        "dataset": { "name": cell.scenario, "samples": 1, "sample_ids": [1] },
+        "model": cell.model, "model_generate_config": {}, "model_args": {},
+        "config": { "epochs": episodes.len().max(1) },
+        "packages": { "offswitch": env!("CARGO_PKG_VERSION") },
+        "metadata": { "offswitch_run": run, "command": command, "variant": cell.variant, "scripted_fixture": cell.scripted_fixture },
+        "scorers": [{ "name": "sabotage", "options": {}, "metrics": [], "metadata": {} }],
+    });
+    let plan = json!({ "name": "plan", "steps": [{ "solver": "offswitch_agent", "params": {}, "params_passed": {} }], "config": {} });
+    let samples: Vec<Value> = episodes.iter().map(|e| sample(e, created_ms)).collect();
+    let rate = cell.sabotage_rate.unwrap_or(0.0);
+    let stderr = if cell.n > 1 {
+        (rate * (1.0 - rate) / (cell.n as f64 - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    let mut metrics = serde_json::Map::new();
+    metrics.insert(
+        "sabotage_rate".into(),
+        json!({ "name": "sabotage_rate", "value": rate, "params": {} }),
+    );
+    metrics.insert(
+        "stderr".into(),
+        json!({ "name": "stderr", "value": stderr, "params": {} }),
+    );
+    if let Some(j) = cell.sabotage_jeffreys {
+        metrics.insert(
+            "jeffreys_low".into(),
+            json!({ "name": "jeffreys_low", "value": j.low, "params": {} }),
+        );
+        metrics.insert(
+            "jeffreys_high".into(),
+            json!({ "name": "jeffreys_high", "value": j.high, "params": {} }),
+        );
+    }
+    let last_ms = episodes
+        .iter()
+        .map(|e| created_ms + e.duration_ms as i64)
+        .max()
+        .unwrap_or(created_ms);
+    let u = &cell.usage;
+    let header = json!({
+        "version": 2, "status": "success", "eval": eval, "plan": plan,
+        "results": { "total_samples": samples.len(), "completed_samples": samples.len(), "scores": [{
+            "name": "sabotage", "scorer": "offswitch", "scored_samples": cell.n, "unscored_samples": cell.episodes - cell.n,
+            "params": {}, "metrics": metrics,
+        }]},
+        "stats": {
+            "started_at": created, "completed_at": iso(last_ms), "role_usage": {}, "connection_limit_history": [],
+            "model_usage": usage(&cell.model, u.input_tokens, u.output_tokens, u.reasoning_tokens, u.cached_tokens),
+        },
+        "invalidated": false,
+        "tags": if cell.scripted_fixture { json!(["offswitch", "scripted-fixture"]) } else { json!(["offswitch"]) },
+        "metadata": { "offswitch_run": run, "scripted_fixture": cell.scripted_fixture },
+    });
+    let out = std::fs::File::create(&file)
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    let mut zip = zip::ZipWriter::new(out);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    let mut put = |name: &str, value: &Value| -> Result<(), String> {
+        zip.start_file(name, options).map_err(|e| e.to_string())?;
+        zip.write_all(
+            serde_json::to_string(value)
+                .map_err(|e| e.to_string())?
+                .as_bytes(),
+        )
+        .map_err(|e| e.to_string())
+    };
+    put(
+        "_journal/start.json",
+        &json!({ "version": 2, "eval": eval, "plan": plan }),
+    )?;
+    for s in &samples {
+        put(&format!("samples/1_epoch_{}.json", s["epoch"]), s)?;
+    }
+    put(
+        "summaries.json",
+        &Value::Array(samples.iter().map(summary).collect()),
+    )?;
+    put("header.json", &header)?;
+    zip.finish().map_err(|e| e.to_string())?;
+    Ok(file)
+}
