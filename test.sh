@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/install-deps.sh
-scripts/install-inspect.sh
+scripts/install-test-deps.sh
 cargo build -q -p offswitch
 cargo test --workspace --no-fail-fast 2>&1
 target/debug/offswitch doctor --leftovers >/dev/null || { target/debug/offswitch doctor --leftovers; exit 1; }

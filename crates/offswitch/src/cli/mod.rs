@@ -8,6 +8,7 @@ pub mod monitor;
 mod report;
 mod sandbox_cmd;
 pub mod show;
+mod view;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +33,8 @@ enum Command {
     Show(show::ShowArgs),
     /// Rates with intervals per cell, comparisons, the published figures beside ours.
     Report(report::ReportArgs),
+    /// Browse runs, cells and episodes in a web browser (127.0.0.1 only).
+    View(view::ViewArgs),
     /// Export a run: `--format rewards` for training pipelines.
     Export(export::ExportArgs),
     /// Re-run a monitor (watchdog, llm-monitor, attest) over stored episodes or imported
@@ -55,6 +58,7 @@ pub fn main() -> i32 {
         Command::Monitor(args) => monitor::run(args),
         Command::Export(args) => export::run(args),
         Command::Report(args) => report::run(args),
+        Command::View(args) => view::run(args),
         Command::Sandbox(cmd) => sandbox_cmd::run(cmd),
     };
     match result {

@@ -7,6 +7,7 @@ pub mod published;
 pub mod render;
 pub mod stats;
 pub mod transcript;
+pub mod viewer;
 
 use crate::score::Outcome;
 use crate::store::Store;

@@ -280,6 +280,67 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
+    /// Every run: (id, created unix ms, command, episodes stored, episodes planned).
+    pub fn runs(&self) -> Result<Vec<(i64, i64, String, u64, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT r.id, r.created_at_ms, r.command,
+                        (SELECT COUNT(*) FROM episodes e JOIN cells c ON e.cell_id = c.id WHERE c.run_id = r.id),
+                        r.runs_per_cell * MAX(1, (SELECT COUNT(*) FROM cells c WHERE c.run_id = r.id))
+                 FROM runs r ORDER BY r.id DESC",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get::<_, i64>(3)? as u64,
+                    r.get::<_, i64>(4)? as u64,
+                ))
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    /// A run's episodes as list rows, filtered: (id, model, scripted, variant, epoch,
+    /// outcome, methods JSON).
+    pub fn episode_rows(
+        &self,
+        run_id: i64,
+        model: Option<&str>,
+        variant: Option<&str>,
+        outcome: Option<&str>,
+        method: Option<&str>,
+    ) -> Result<Vec<(i64, String, bool, String, u32, String, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT e.id, c.model, c.scripted, c.variant, e.epoch, e.outcome, e.methods
+                 FROM episodes e JOIN cells c ON e.cell_id = c.id
+                 WHERE c.run_id = ?1 AND (?2 IS NULL OR c.model = ?2) AND (?3 IS NULL OR c.variant = ?3)
+                   AND (?4 IS NULL OR e.outcome = ?4) AND (?5 IS NULL OR e.methods LIKE '%\"' || ?5 || '\"%')
+                 ORDER BY c.id, e.epoch",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![run_id, model, variant, outcome, method], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                ))
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
     /// When the run was created (unix ms) and the command that created it.
     pub fn run_info(&self, run_id: i64) -> Result<Option<(i64, String)>, StoreError> {
         self.conn

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# What only the test suite needs beyond scripts/install-deps.sh: Debian's Chromium and
+# ChromeDriver (the web viewer's browser test) and Inspect AI in .venv-inspect (the
+# Inspect log checks).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "the tests need Chromium and ChromeDriver: sudo apt-get install -y chromium chromium-driver" >&2
+    exit 1
+  fi
+  echo "installing chromium and chromium-driver ..." >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+scripts/install-inspect.sh
