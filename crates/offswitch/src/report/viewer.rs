@@ -89,8 +89,9 @@ async fn runs(State(state): State<AppState>) -> Response {
     let mut body = String::from(
         "<h1>offswitch runs</h1><table><tr><th>run</th><th>created</th><th>episodes</th><th>command</th></tr>",
     );
-    for (id, created, command, done, total) in &rows {
-        let when = chrono::DateTime::from_timestamp_millis(*created)
+    for r in &rows {
+        let (id, command, done, total) = (r.id, &r.command, r.stored, r.planned);
+        let when = chrono::DateTime::from_timestamp_millis(r.created_at_ms)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
             .unwrap_or_default();
         let _ = write!(
@@ -146,7 +147,7 @@ async fn run(
             .runs()
             .map_err(|e| e.to_string())?
             .into_iter()
-            .find(|r| r.0 == id);
+            .find(|r| r.id == id);
         Ok((report, rows, total))
     })
     .await;
@@ -154,7 +155,13 @@ async fn run(
         Ok(d) => d,
         Err(resp) => return resp,
     };
-    let Some((_, _, command, done, planned)) = total else {
+    let Some(crate::store::RunRow {
+        command,
+        stored: done,
+        planned,
+        ..
+    }) = total
+    else {
         return error(StatusCode::NOT_FOUND, format!("no run {id}"));
     };
     let running = done < planned;
@@ -210,12 +217,13 @@ async fn run(
         "<p>{} episodes</p><table id=\"episodes\"><tr><th>episode</th><th>model</th><th>variant</th><th>epoch</th><th>outcome</th><th>methods</th></tr>",
         rows.len()
     );
-    for (eid, model, scripted, variant, epoch, outcome, methods) in &rows {
-        let methods: Vec<String> = serde_json::from_str(methods).unwrap_or_default();
-        let label = if *scripted {
-            format!("{} [fixture]", escape(model))
+    for row in &rows {
+        let (eid, variant, epoch, outcome, methods) =
+            (row.id, &row.variant, row.epoch, &row.outcome, &row.methods);
+        let label = if row.scripted {
+            format!("{} [fixture]", escape(&row.model))
         } else {
-            escape(model)
+            escape(&row.model)
         };
         let _ = write!(
             body,
@@ -266,11 +274,13 @@ async fn episode(State(state): State<AppState>, Path(id): Path<i64>) -> Response
 
 async fn progress(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
     match with_store(&state, move |s| s.runs().map_err(|e| e.to_string())).await {
-        Ok(runs) => match runs.into_iter().find(|r| r.0 == id) {
-            Some((_, _, _, done, total)) => {
-                axum::Json(serde_json::json!({ "run": id, "done": done, "total": total }))
-                    .into_response()
-            }
+        Ok(runs) => match runs.into_iter().find(|r| r.id == id) {
+            Some(crate::store::RunRow {
+                stored: done,
+                planned: total,
+                ..
+            }) => axum::Json(serde_json::json!({ "run": id, "done": done, "total": total }))
+                .into_response(),
             None => error(StatusCode::NOT_FOUND, format!("no run {id}")),
         },
         Err(resp) => resp,

@@ -142,6 +142,29 @@ impl CellSummary {
     }
 }
 
+/// One run in the list of runs.
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    pub id: i64,
+    pub created_at_ms: i64,
+    pub command: String,
+    /// Episodes stored, and planned (runs per cell x cells).
+    pub stored: u64,
+    pub planned: u64,
+}
+
+/// One episode in a list.
+#[derive(Debug, Clone)]
+pub struct EpisodeRow {
+    pub id: i64,
+    pub model: String,
+    pub scripted: bool,
+    pub variant: String,
+    pub epoch: u32,
+    pub outcome: String,
+    pub methods: Vec<String>,
+}
+
 /// A stored episode, for `show`.
 pub struct StoredEpisode {
     pub id: i64,
@@ -280,8 +303,8 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
-    /// Every run: (id, created unix ms, command, episodes stored, episodes planned).
-    pub fn runs(&self) -> Result<Vec<(i64, i64, String, u64, u64)>, StoreError> {
+    /// Every run, newest first.
+    pub fn runs(&self) -> Result<Vec<RunRow>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -293,20 +316,19 @@ impl Store {
             .map_err(self.err())?;
         let rows = stmt
             .query_map([], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get::<_, i64>(3)? as u64,
-                    r.get::<_, i64>(4)? as u64,
-                ))
+                Ok(RunRow {
+                    id: r.get(0)?,
+                    created_at_ms: r.get(1)?,
+                    command: r.get(2)?,
+                    stored: r.get::<_, i64>(3)? as u64,
+                    planned: r.get::<_, i64>(4)? as u64,
+                })
             })
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
-    /// A run's episodes as list rows, filtered: (id, model, scripted, variant, epoch,
-    /// outcome, methods JSON).
+    /// A run's episodes as list rows, filtered.
     pub fn episode_rows(
         &self,
         run_id: i64,
@@ -314,7 +336,7 @@ impl Store {
         variant: Option<&str>,
         outcome: Option<&str>,
         method: Option<&str>,
-    ) -> Result<Vec<(i64, String, bool, String, u32, String, String)>, StoreError> {
+    ) -> Result<Vec<EpisodeRow>, StoreError> {
         let mut stmt = self
             .conn
             .prepare(
@@ -327,15 +349,16 @@ impl Store {
             .map_err(self.err())?;
         let rows = stmt
             .query_map(params![run_id, model, variant, outcome, method], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                ))
+                let methods: String = r.get(6)?;
+                Ok(EpisodeRow {
+                    id: r.get(0)?,
+                    model: r.get(1)?,
+                    scripted: r.get(2)?,
+                    variant: r.get(3)?,
+                    epoch: r.get(4)?,
+                    outcome: r.get(5)?,
+                    methods: serde_json::from_str(&methods).unwrap_or_default(),
+                })
             })
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
