@@ -241,14 +241,29 @@ async fn unknown_fields_survive_a_round_trip() {
     );
 }
 
+/// Each protocol's client: (fixture directory, model name, variable prefix, base path).
+const PROTOCOLS: [(&str, &str, &str, &str); 4] = [
+    ("openai-responses", "openai/o3", "OPENAI", "/v1"),
+    ("openai-chat", "openai/gpt-4.1", "OPENAI", "/v1"),
+    (
+        "anthropic",
+        "anthropic/claude-sonnet-4-5",
+        "ANTHROPIC",
+        "/v1",
+    ),
+    ("gemini", "google/gemini-2.5-pro", "GOOGLE", "/v1beta"),
+];
+
 async fn one_call(
+    protocol: (&str, &str, &str, &str),
     responses: Vec<Canned>,
 ) -> (Server, Result<models::ModelReply, ModelError>, Duration) {
+    let (_, name, var, base_path) = protocol;
     let server = serve(responses).await;
     let model = model_for(
-        "openai/gpt-4.1",
-        "OPENAI",
-        format!("http://{}/v1", server.addr),
+        name,
+        var,
+        format!("http://{}{base_path}", server.addr),
         Some(KEY),
     );
     let started = Instant::now();
@@ -261,95 +276,139 @@ async fn one_call(
     (server, result, started.elapsed())
 }
 
-fn ok_reply() -> Canned {
-    Canned::ok(&fixture("openai-chat", "response-1.json"))
+fn ok_reply(protocol: (&str, &str, &str, &str)) -> Canned {
+    Canned::ok(&fixture(protocol.0, "response-1.json"))
 }
 
 #[tokio::test]
 async fn rate_limit_with_retry_after_then_success() {
-    let limited = Canned::Json {
-        status: 429,
-        headers: vec![("retry-after", "1".into())],
-        body: "{\"error\": {\"message\": \"slow down\"}}".into(),
-    };
-    let (server, result, took) = one_call(vec![limited, ok_reply()]).await;
-    result.unwrap();
-    assert_eq!(server.requests().len(), 2);
-    assert!(
-        took >= Duration::from_millis(950),
-        "retry-after was not honoured: {took:?}"
-    );
+    for p in PROTOCOLS {
+        let limited = Canned::Json {
+            status: 429,
+            headers: vec![("retry-after", "1".into())],
+            body: "{\"error\": {\"message\": \"slow down\"}}".into(),
+        };
+        let (server, result, took) = one_call(p, vec![limited, ok_reply(p)]).await;
+        result.unwrap_or_else(|e| panic!("{}: {e}", p.0));
+        assert_eq!(server.requests().len(), 2, "{}", p.0);
+        assert!(
+            took >= Duration::from_millis(950),
+            "{}: retry-after was not honoured: {took:?}",
+            p.0
+        );
+    }
 }
 
 #[tokio::test]
 async fn server_error_then_success() {
-    let (server, result, _) = one_call(vec![
-        Canned::status(500, "{}"),
-        Canned::status(503, "{}"),
-        ok_reply(),
-    ])
-    .await;
-    result.unwrap();
-    assert_eq!(server.requests().len(), 3);
+    for p in PROTOCOLS {
+        let (server, result, _) = one_call(
+            p,
+            vec![
+                Canned::status(500, "{}"),
+                Canned::status(503, "{}"),
+                ok_reply(p),
+            ],
+        )
+        .await;
+        result.unwrap_or_else(|e| panic!("{}: {e}", p.0));
+        assert_eq!(server.requests().len(), 3, "{}", p.0);
+    }
 }
 
 #[tokio::test]
 async fn connection_reset_then_success() {
-    let (server, result, _) = one_call(vec![Canned::Reset, ok_reply()]).await;
-    result.unwrap();
-    assert_eq!(server.requests().len(), 2);
+    for p in PROTOCOLS {
+        let (server, result, _) = one_call(p, vec![Canned::Reset, ok_reply(p)]).await;
+        result.unwrap_or_else(|e| panic!("{}: {e}", p.0));
+        assert_eq!(server.requests().len(), 2, "{}", p.0);
+    }
 }
 
 #[tokio::test]
 async fn malformed_json_then_success() {
-    let (server, result, _) =
-        one_call(vec![Canned::ok("{\"choices\": [{\"mess"), ok_reply()]).await;
-    result.unwrap();
-    assert_eq!(server.requests().len(), 2);
+    for p in PROTOCOLS {
+        let (server, result, _) =
+            one_call(p, vec![Canned::ok("{\"output\": [{\"ty"), ok_reply(p)]).await;
+        result.unwrap_or_else(|e| panic!("{}: {e}", p.0));
+        assert_eq!(server.requests().len(), 2, "{}", p.0);
+    }
 }
 
 #[tokio::test]
 async fn timeouts_are_retried_then_reported_as_errors() {
-    let slow = || Canned::Slow(Duration::from_secs(3), Box::new(ok_reply()));
-    let (server, result, _) = one_call(vec![slow(), slow(), slow(), slow()]).await;
-    match result {
-        Err(ModelError::Call(message)) => {
-            assert!(message.contains("timed out"), "{message}");
-            assert!(message.contains("gave up after 4 attempts"), "{message}");
+    for p in PROTOCOLS {
+        let slow = || Canned::Slow(Duration::from_secs(3), Box::new(ok_reply(p)));
+        let (server, result, _) = one_call(p, vec![slow(), slow(), slow(), slow()]).await;
+        match result {
+            Err(ModelError::Call(message)) => {
+                assert!(message.contains("timed out"), "{}: {message}", p.0);
+                assert!(
+                    message.contains("gave up after 4 attempts"),
+                    "{}: {message}",
+                    p.0
+                );
+            }
+            other => panic!("{}: expected a call error, got {other:?}", p.0),
         }
-        other => panic!("expected a call error, got {other:?}"),
+        assert_eq!(server.requests().len(), 4, "{}", p.0);
     }
-    assert_eq!(server.requests().len(), 4);
 }
 
 #[tokio::test]
 async fn unauthorized_stops_at_once_naming_the_variable_without_the_key() {
-    let body = format!(
-        "{{\"error\": {{\"message\": \"Incorrect API key provided: {}. You can find your API key at ...\", \"code\": \"invalid_api_key\"}}}}",
-        &KEY[..14]
-    );
-    let (server, result, _) = one_call(vec![Canned::status(401, &body), ok_reply()]).await;
-    match result {
-        Err(ModelError::Auth(message)) => {
-            assert!(message.contains("OPENAI_API_KEY"), "{message}");
-            assert!(
-                !message.contains(&KEY[..12]),
-                "the key leaked into the error: {message}"
+    for p in PROTOCOLS {
+        let body = format!(
+            "{{\"error\": {{\"message\": \"Incorrect API key provided: {}. You can find your API key at ...\", \"code\": \"invalid_api_key\"}}}}",
+            &KEY[..14]
+        );
+        for status in [401, 403] {
+            let (server, result, _) =
+                one_call(p, vec![Canned::status(status, &body), ok_reply(p)]).await;
+            match result {
+                Err(ModelError::Auth(message)) => {
+                    assert!(
+                        message.contains(&format!("{}_API_KEY", p.2)),
+                        "{}: {message}",
+                        p.0
+                    );
+                    assert!(
+                        !message.contains(&KEY[..12]),
+                        "{}: the key leaked into the error: {message}",
+                        p.0
+                    );
+                }
+                other => panic!("{}: expected an auth error, got {other:?}", p.0),
+            }
+            assert_eq!(
+                server.requests().len(),
+                1,
+                "{}: {status} must not be retried",
+                p.0
             );
         }
-        other => panic!("expected an auth error, got {other:?}"),
     }
-    assert_eq!(server.requests().len(), 1, "401 must not be retried");
 }
 
 #[tokio::test]
 async fn content_filter_is_recorded_as_such() {
-    let mut response: serde_json::Value =
-        serde_json::from_str(&fixture("openai-chat", "response-2.json")).unwrap();
-    response["choices"][0]["finish_reason"] = json!("content_filter");
-    let (_, result, _) = one_call(vec![Canned::ok(&response.to_string())]).await;
-    assert_eq!(
-        result.unwrap().stop_reason,
-        models::StopReason::ContentFilter
-    );
+    for p in PROTOCOLS {
+        let mut response: serde_json::Value =
+            serde_json::from_str(&fixture(p.0, "response-2.json")).unwrap();
+        match p.0 {
+            "openai-responses" => {
+                response["incomplete_details"] = json!({ "reason": "content_filter" })
+            }
+            "openai-chat" => response["choices"][0]["finish_reason"] = json!("content_filter"),
+            "anthropic" => response["stop_reason"] = json!("refusal"),
+            _ => response["candidates"][0]["finishReason"] = json!("SAFETY"),
+        }
+        let (_, result, _) = one_call(p, vec![Canned::ok(&response.to_string())]).await;
+        assert_eq!(
+            result.unwrap().stop_reason,
+            models::StopReason::ContentFilter,
+            "{}",
+            p.0
+        );
+    }
 }
