@@ -16,21 +16,31 @@ pub fn build_request(model: &str, req: &ModelRequest, options: &Options) -> Valu
         .map(|m| match m {
             Message::System { content } => json!({ "role": "system", "content": content }),
             Message::User { content } => json!({ "role": "user", "content": content }),
-            Message::Assistant { content, tool_calls, provider_data, .. } => match replay(P, provider_data) {
+            Message::Assistant {
+                content,
+                tool_calls,
+                provider_data,
+                ..
+            } => match replay(P, provider_data) {
                 Some(message) => replayable(message),
                 None => {
                     let mut msg = json!({ "role": "assistant", "content": content });
                     if !tool_calls.is_empty() {
-                        msg["tool_calls"] = tool_calls
-                            .iter()
-                            .map(|c| json!({ "id": c.id, "type": "function", "function": { "name": c.name, "arguments": c.arguments } }))
-                            .collect();
+                        msg["tool_calls"] = tool_calls.iter().map(tool_call_json).collect();
                     }
                     msg
                 }
             },
-            Message::Tool { tool_call_id, content, error, .. } => {
-                let text = error.as_ref().map_or_else(|| content.clone(), |e| format!("{e}\n{content}").trim_end().to_string());
+            Message::Tool {
+                tool_call_id,
+                content,
+                error,
+                ..
+            } => {
+                let text = error.as_ref().map_or_else(
+                    || content.clone(),
+                    |e| format!("{e}\n{content}").trim_end().to_string(),
+                );
                 json!({ "role": "tool", "tool_call_id": tool_call_id, "content": text })
             }
         })
@@ -63,6 +73,10 @@ fn replayable(message: &Value) -> Value {
         ),
         other => other.clone(),
     }
+}
+
+fn tool_call_json(c: &ToolCall) -> Value {
+    json!({ "id": c.id, "type": "function", "function": { "name": c.name, "arguments": c.arguments } })
 }
 
 pub fn parse_response(body: &Value) -> Result<ModelReply, String> {
@@ -180,10 +194,7 @@ pub fn render_response(model: &str, reply: &ModelReply, turn: usize) -> Value {
     };
     let mut message = json!({ "role": "assistant", "content": content, "refusal": null });
     if !calls.is_empty() {
-        message["tool_calls"] = calls
-            .iter()
-            .map(|c| json!({ "id": c.id, "type": "function", "function": { "name": c.name, "arguments": c.arguments } }))
-            .collect();
+        message["tool_calls"] = calls.iter().map(tool_call_json).collect();
     }
     json!({
         "id": format!("chatcmpl-mock-{turn}"),

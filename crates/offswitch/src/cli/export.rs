@@ -1,6 +1,5 @@
 use crate::score::rewards::{RewardInput, Scheme, conversation, reward};
-use crate::store::Store;
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 use std::io::Write;
 use std::path::PathBuf;
@@ -36,19 +35,7 @@ pub struct ExportArgs {
 }
 
 pub fn run(args: ExportArgs) -> anyhow::Result<i32> {
-    if !args.db.exists() {
-        bail!(
-            "no store at {}: run `offswitch eval` first or pass --db",
-            args.db.display()
-        );
-    }
-    let store = Store::open(&args.db)?;
-    let run = match args.run {
-        Some(r) => r,
-        None => store
-            .latest_run()?
-            .ok_or_else(|| anyhow!("the store {} has no runs", args.db.display()))?,
-    };
+    let (store, run) = super::open_run(&args.db, args.run)?;
     if let Format::Inspect = args.format {
         let dir = args.out.clone().unwrap_or_else(|| PathBuf::from("logs"));
         let paths = crate::report::inspect::export(&store, run, &dir).map_err(|e| anyhow!(e))?;

@@ -78,3 +78,29 @@ pub fn main() -> i32 {
         }
     }
 }
+
+/// Opens an existing store, or says how to make one.
+fn open_store(db: &std::path::Path) -> anyhow::Result<crate::store::Store> {
+    if !db.exists() {
+        anyhow::bail!(
+            "no store at {}: run `offswitch eval` first or pass --db",
+            db.display()
+        );
+    }
+    Ok(crate::store::Store::open(db)?)
+}
+
+/// Opens the store and picks the run: the one given, or the latest; it must exist.
+fn open_run(db: &std::path::Path, run: Option<i64>) -> anyhow::Result<(crate::store::Store, i64)> {
+    let store = open_store(db)?;
+    let run = match run {
+        Some(r) => r,
+        None => store
+            .latest_run()?
+            .ok_or_else(|| anyhow::anyhow!("the store {} has no runs", db.display()))?,
+    };
+    if store.run_info(run)?.is_none() {
+        anyhow::bail!("no run {run} in {}", db.display());
+    }
+    Ok((store, run))
+}

@@ -1,6 +1,5 @@
 use crate::guard::metrics::{EpisodeView, LayerFigures, figures};
 use crate::guard::{Layer, Mode, llm_monitor::LlmMonitor, replay, watchdog::Watchdog};
-use crate::store::Store;
 use anyhow::{anyhow, bail};
 use clap::Args;
 use std::path::PathBuf;
@@ -117,19 +116,7 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<i32> {
 }
 
 fn stored(args: &MonitorArgs) -> anyhow::Result<Vec<Item>> {
-    if !args.db.exists() {
-        bail!(
-            "no store at {}: run `offswitch eval` first or pass --db",
-            args.db.display()
-        );
-    }
-    let store = Store::open(&args.db)?;
-    let run = match args.run {
-        Some(r) => r,
-        None => store
-            .latest_run()?
-            .ok_or_else(|| anyhow!("the store {} has no runs", args.db.display()))?,
-    };
+    let (store, run) = super::open_run(&args.db, args.run)?;
     let ids = store.run_episode_ids(run)?;
     if ids.is_empty() {
         bail!("run {run} has no episodes in {}", args.db.display());

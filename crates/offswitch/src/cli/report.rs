@@ -1,6 +1,5 @@
 use crate::report::{self, html, render};
-use crate::store::Store;
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
@@ -26,22 +25,7 @@ pub struct ReportArgs {
 }
 
 pub fn run(args: ReportArgs) -> anyhow::Result<i32> {
-    if !args.db.exists() {
-        bail!(
-            "no store at {}: run `offswitch eval` first or pass --db",
-            args.db.display()
-        );
-    }
-    let store = Store::open(&args.db)?;
-    let run = match args.run {
-        Some(r) => r,
-        None => store
-            .latest_run()?
-            .ok_or_else(|| anyhow!("the store {} has no runs", args.db.display()))?,
-    };
-    if store.run_info(run)?.is_none() {
-        bail!("no run {run} in {}", args.db.display());
-    }
+    let (store, run) = super::open_run(&args.db, args.run)?;
     let r = report::build(&store, run)?;
     let text = match args.format {
         Format::Table => render::table(&r),

@@ -1,4 +1,3 @@
-use crate::store::Store;
 use anyhow::anyhow;
 use clap::Args;
 use std::path::PathBuf;
@@ -12,13 +11,7 @@ pub struct ShowArgs {
 }
 
 pub fn run(args: ShowArgs) -> anyhow::Result<i32> {
-    if !args.db.exists() {
-        return Err(anyhow!(
-            "no store at {}: run `offswitch eval` first or pass --db",
-            args.db.display()
-        ));
-    }
-    let store = Store::open(&args.db)?;
+    let store = super::open_store(&args.db)?;
     let episode = store
         .episode(args.episode)?
         .ok_or_else(|| anyhow!("no episode {} in {}", args.episode, args.db.display()))?;

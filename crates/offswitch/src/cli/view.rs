@@ -1,4 +1,3 @@
-use anyhow::bail;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -12,12 +11,7 @@ pub struct ViewArgs {
 }
 
 pub fn run(args: ViewArgs) -> anyhow::Result<i32> {
-    if !args.db.exists() {
-        bail!(
-            "no store at {}: run `offswitch eval` first or pass --db",
-            args.db.display()
-        );
-    }
+    super::open_store(&args.db)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

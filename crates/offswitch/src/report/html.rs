@@ -1,7 +1,7 @@
 //! One self-contained HTML page: no script, no stylesheet or font from elsewhere; charts
 //! are inline SVG drawn here (bars with Jeffreys whiskers, published rates as diamonds).
 
-use super::render::{ci, pct};
+use super::render::{ci, pct, points};
 use super::{CellReport, Report};
 use crate::store::Store;
 use std::fmt::Write;
@@ -174,11 +174,7 @@ pub fn page(report: &Report, store: &Store) -> Result<String, crate::store::Stor
                 k.b_sabotaged,
                 k.b_n,
                 k.difference * 100.0,
-                k.difference_ci.map_or("-".into(), |i| format!(
-                    "{:+.1} to {:+.1}",
-                    i.low * 100.0,
-                    i.high * 100.0
-                )),
+                points(k.difference_ci),
                 k.p_value.map_or("-".into(), |p| format!("{p:.4}"))
             );
         }

@@ -13,6 +13,13 @@ pub fn ci(i: Option<Interval>) -> String {
     })
 }
 
+/// A difference's interval in percentage points.
+pub fn points(i: Option<Interval>) -> String {
+    i.map_or("-".into(), |i| {
+        format!("{:+.1} to {:+.1}", i.low * 100.0, i.high * 100.0)
+    })
+}
+
 fn published(c: &CellReport) -> String {
     c.published
         .as_ref()
@@ -103,11 +110,7 @@ pub fn table(r: &Report) -> String {
                 k.b_sabotaged,
                 k.b_n,
                 k.difference * 100.0,
-                k.difference_ci.map_or("-".into(), |i| format!(
-                    "{:+.1} to {:+.1}",
-                    i.low * 100.0,
-                    i.high * 100.0
-                )),
+                points(k.difference_ci),
                 k.p_value.map_or("-".into(), |p| format!("{p:.3}")),
             ));
         }
@@ -160,11 +163,7 @@ pub fn markdown(r: &Report) -> String {
                 k.b_sabotaged,
                 k.b_n,
                 k.difference * 100.0,
-                k.difference_ci.map_or("-".into(), |i| format!(
-                    "{:+.1} to {:+.1}",
-                    i.low * 100.0,
-                    i.high * 100.0
-                )),
+                points(k.difference_ci),
                 k.p_value.map_or("-".into(), |p| format!("{p:.4}")),
             ));
         }
