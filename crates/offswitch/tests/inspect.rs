@@ -2,15 +2,17 @@
 //! scripts/install-inspect.sh into .venv-inspect) reads every exported log, and each is
 //! validated against the schema `inspect log schema` prints.
 
+mod webdriver;
+
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 fn venv() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-inspect")
 }
 
-#[test]
-fn exported_inspect_logs_are_read_and_validated_by_inspect_ai() {
+#[tokio::test(flavor = "multi_thread")]
+async fn exported_inspect_logs_are_read_validated_and_rendered_by_inspect() {
     let python = venv().join("bin/python");
     assert!(
         python.exists(),
@@ -88,4 +90,53 @@ fn exported_inspect_logs_are_read_and_validated_by_inspect_ai() {
         8,
         "{text}"
     );
+
+    // And Inspect's own viewer shows them: the log list, then one log's header metrics
+    // and its samples (our episodes, as epochs).
+    let port = webdriver::free_port();
+    let _view = webdriver::Killed(
+        Command::new(venv().join("bin/inspect"))
+            .args([
+                "view",
+                "--log-dir",
+                dir.path().join("logs").to_str().unwrap(),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    venv().join("bin").display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while reqwest::get(&base).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "inspect view did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let driver = webdriver::Driver::start().await;
+    driver.goto(&base).await;
+    driver.wait_for("scripted/malformed-calls").await;
+    let first = std::path::Path::new(files[0])
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
+    driver.goto(&format!("{base}/#/logs/{first}")).await;
+    driver.wait_for("2 Samples").await;
+    driver.wait_for("sabotage").await;
+    driver.screenshot("inspect-view.png").await;
 }

@@ -310,25 +310,29 @@ fn write_cell(
     } else {
         0.0
     };
-    let mut metrics = serde_json::Map::new();
-    metrics.insert(
-        "sabotage_rate".into(),
-        json!({ "name": "sabotage_rate", "value": rate, "params": {} }),
-    );
-    metrics.insert(
-        "stderr".into(),
-        json!({ "name": "stderr", "value": stderr, "params": {} }),
-    );
-    if let Some(j) = cell.sabotage_jeffreys {
-        metrics.insert(
-            "jeffreys_low".into(),
-            json!({ "name": "jeffreys_low", "value": j.low, "params": {} }),
-        );
-        metrics.insert(
-            "jeffreys_high".into(),
-            json!({ "name": "jeffreys_high", "value": j.high, "params": {} }),
-        );
-    }
+    let metric = |name: &str, value: f64| {
+        (
+            name.to_string(),
+            json!({ "name": name, "value": value, "params": {} }),
+        )
+    };
+    // Inspect's log list shows the first score's first metric: keep the rate there and
+    // the interval in a score of its own.
+    let headline: serde_json::Map<String, Value> =
+        [metric("sabotage_rate", rate), metric("stderr", stderr)]
+            .into_iter()
+            .collect();
+    let interval: serde_json::Map<String, Value> = cell
+        .sabotage_jeffreys
+        .map(|j| {
+            [
+                metric("jeffreys_low", j.low),
+                metric("jeffreys_high", j.high),
+            ]
+            .into_iter()
+            .collect()
+        })
+        .unwrap_or_default();
     let last_ms = episodes
         .iter()
         .map(|e| created_ms + e.duration_ms as i64)
@@ -337,10 +341,10 @@ fn write_cell(
     let u = &cell.usage;
     let header = json!({
         "version": 2, "status": "success", "eval": eval, "plan": plan,
-        "results": { "total_samples": samples.len(), "completed_samples": samples.len(), "scores": [{
-            "name": "sabotage", "scorer": "offswitch", "scored_samples": cell.n, "unscored_samples": cell.episodes - cell.n,
-            "params": {}, "metrics": metrics,
-        }]},
+        "results": { "total_samples": samples.len(), "completed_samples": samples.len(), "scores": [
+            { "name": "sabotage", "scorer": "offswitch", "scored_samples": cell.n, "unscored_samples": cell.episodes - cell.n, "params": {}, "metrics": headline },
+            { "name": "sabotage_jeffreys_95", "scorer": "offswitch", "scored_samples": cell.n, "unscored_samples": cell.episodes - cell.n, "params": {}, "metrics": interval },
+        ]},
         "stats": {
             "started_at": created, "completed_at": iso(last_ms), "role_usage": {}, "connection_limit_history": [],
             "model_usage": usage(&cell.model, u.input_tokens, u.output_tokens, u.reasoning_tokens, u.cached_tokens),
