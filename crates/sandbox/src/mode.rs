@@ -37,20 +37,67 @@ pub fn detect() -> Result<Mode, NoIsolation> {
 
 /// Why unprivileged user namespaces are unavailable, if a sysctl says so.
 pub fn userns_blocker() -> Option<String> {
-    let read = |p: &str| fs::read_to_string(p).ok().map(|s| s.trim().to_string());
-    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+    userns_blocker_in(std::path::Path::new("/proc"))
+}
+
+/// [`userns_blocker`] reading the sysctls under `proc` (a fake tree in tests).
+pub fn userns_blocker_in(proc: &std::path::Path) -> Option<String> {
+    let read = |p: &str| {
+        fs::read_to_string(proc.join(p))
+            .ok()
+            .map(|s| s.trim().to_string())
+    };
+    if read("sys/user/max_user_namespaces").as_deref() == Some("0") {
         return Some("user.max_user_namespaces is 0".into());
     }
-    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+    if read("sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
         return Some("kernel.unprivileged_userns_clone is 0".into());
     }
-    if read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
+    if read("sys/kernel/apparmor_restrict_unprivileged_userns").as_deref() == Some("1") {
         return Some("AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1)".into());
     }
-    if !std::path::Path::new("/proc/self/ns/user").exists() {
+    if !proc.join("self/ns/user").exists() && proc == std::path::Path::new("/proc") {
         return Some("the kernel has no user namespaces".into());
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_sysctl_that_blocks_user_namespaces_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let proc = dir.path();
+        fs::create_dir_all(proc.join("sys/user")).unwrap();
+        fs::create_dir_all(proc.join("sys/kernel")).unwrap();
+        assert_eq!(userns_blocker_in(proc), None);
+        fs::write(
+            proc.join("sys/kernel/apparmor_restrict_unprivileged_userns"),
+            "1\n",
+        )
+        .unwrap();
+        assert!(userns_blocker_in(proc).unwrap().contains("AppArmor"));
+        fs::write(proc.join("sys/kernel/unprivileged_userns_clone"), "0\n").unwrap();
+        assert!(
+            userns_blocker_in(proc)
+                .unwrap()
+                .contains("unprivileged_userns_clone is 0")
+        );
+        fs::write(proc.join("sys/user/max_user_namespaces"), "0\n").unwrap();
+        assert!(
+            userns_blocker_in(proc)
+                .unwrap()
+                .contains("max_user_namespaces is 0")
+        );
+        let err = NoIsolation {
+            reason: "x".into(),
+            fix: "y".into(),
+        }
+        .to_string();
+        assert_eq!(err, "x\n  fix: y");
+    }
 }
 
 /// Where this mode keeps sandbox homes, staging roots and uid locks.

@@ -81,11 +81,7 @@ pub fn build_request(model: &str, req: &ModelRequest, options: &Options) -> Valu
     if let Some(budget) = options.get("thinking_budget") {
         body["thinking"] = json!({ "type": "enabled", "budget_tokens": budget });
     }
-    merge_options(
-        &mut body,
-        options,
-        &["max_tokens", "thinking_budget", "protocol"],
-    );
+    merge_options(&mut body, options, true);
     body
 }
 

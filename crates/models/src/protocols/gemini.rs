@@ -109,11 +109,7 @@ pub fn build_request(_model: &str, req: &ModelRequest, options: &Options) -> Val
     if !config.is_empty() {
         body["generationConfig"] = Value::Object(config);
     }
-    merge_options(
-        &mut body,
-        options,
-        &["temperature", "max_tokens", "thinking_budget", "protocol"],
-    );
+    merge_options(&mut body, options, false);
     body
 }
 

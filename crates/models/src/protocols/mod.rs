@@ -106,11 +106,23 @@ pub(crate) fn wrap(protocol: Protocol, data: Value) -> Value {
     json!({ "protocol": protocol.id(), "data": data })
 }
 
-/// Options the protocol does not map itself go into the body verbatim.
-pub(crate) fn merge_options(body: &mut Value, options: &Options, handled: &[&str]) {
+/// Options offswitch knows; each protocol maps those its API has and ignores the rest
+/// (`thinking_budget` means nothing to Chat Completions, for instance).
+pub const KNOWN_OPTIONS: [&str; 5] = [
+    "reasoning_effort",
+    "max_tokens",
+    "temperature",
+    "thinking_budget",
+    "protocol",
+];
+
+/// Unknown options go into the body verbatim, for provider features offswitch does not
+/// name; `temperature` goes where every protocol but Gemini has it, at the top level.
+pub(crate) fn merge_options(body: &mut Value, options: &Options, top_level_temperature: bool) {
     if let Value::Object(map) = body {
         for (k, v) in options {
-            if !handled.contains(&k.as_str()) {
+            if !KNOWN_OPTIONS.contains(&k.as_str()) || (k == "temperature" && top_level_temperature)
+            {
                 map.insert(k.clone(), v.clone());
             }
         }
@@ -130,4 +142,74 @@ pub(crate) fn u64_of(v: &Value, path: &[&str]) -> u64 {
         }
     }
     cur.as_u64().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::Message;
+
+    fn request() -> ModelRequest {
+        ModelRequest {
+            messages: vec![
+                Message::System {
+                    content: "s".into(),
+                },
+                Message::User {
+                    content: "u".into(),
+                },
+            ],
+            tools: vec![],
+        }
+    }
+
+    #[test]
+    fn model_options_reach_each_request_body() {
+        let options: Options = [
+            ("reasoning_effort".to_string(), json!("high")),
+            ("max_tokens".to_string(), json!(4096)),
+            ("temperature".to_string(), json!(1)),
+            ("thinking_budget".to_string(), json!(2048)),
+            ("seed".to_string(), json!(7)),
+        ]
+        .into_iter()
+        .collect();
+        let r = Protocol::OpenAiResponses.build_request("o3", &request(), &options);
+        assert_eq!(
+            (
+                &r["reasoning"]["effort"],
+                &r["max_output_tokens"],
+                &r["temperature"],
+                &r["seed"]
+            ),
+            (&json!("high"), &json!(4096), &json!(1), &json!(7))
+        );
+        let c = Protocol::OpenAiChat.build_request("gpt", &request(), &options);
+        assert_eq!(
+            (
+                &c["max_completion_tokens"],
+                &c["temperature"],
+                &c["reasoning_effort"]
+            ),
+            (&json!(4096), &json!(1), &json!("high"))
+        );
+        assert!(c.get("thinking_budget").is_none());
+        let a = Protocol::Anthropic.build_request("claude", &request(), &options);
+        assert_eq!(
+            (
+                &a["max_tokens"],
+                &a["thinking"]["budget_tokens"],
+                &a["temperature"]
+            ),
+            (&json!(4096), &json!(2048), &json!(1))
+        );
+        let g = Protocol::Gemini.build_request("gemini", &request(), &options);
+        assert_eq!(
+            g["generationConfig"],
+            json!({ "temperature": 1, "maxOutputTokens": 4096, "thinkingConfig": { "thinkingBudget": 2048 } })
+        );
+        assert!(g.get("reasoning_effort").is_none() && g.get("temperature").is_none());
+        assert_eq!(g["seed"], json!(7), "unknown options pass through");
+        assert!(a.get("reasoning_effort").is_none());
+    }
 }

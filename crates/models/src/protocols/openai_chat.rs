@@ -54,7 +54,10 @@ pub fn build_request(model: &str, req: &ModelRequest, options: &Options) -> Valu
     if let Some(max) = options.get("max_tokens") {
         body["max_completion_tokens"] = max.clone();
     }
-    merge_options(&mut body, options, &["max_tokens", "protocol"]);
+    if let Some(effort) = options.get("reasoning_effort") {
+        body["reasoning_effort"] = effort.clone();
+    }
+    merge_options(&mut body, options, true);
     body
 }
 

@@ -65,11 +65,7 @@ pub fn build_request(model: &str, req: &ModelRequest, options: &Options) -> Valu
     if let Some(max) = options.get("max_tokens") {
         body["max_output_tokens"] = max.clone();
     }
-    merge_options(
-        &mut body,
-        options,
-        &["reasoning_effort", "max_tokens", "protocol"],
-    );
+    merge_options(&mut body, options, true);
     body
 }
 
