@@ -62,6 +62,17 @@ pub fn userns_blocker_in(proc: &std::path::Path) -> Option<String> {
     None
 }
 
+/// Where this mode keeps sandbox homes, staging roots and uid locks.
+pub fn runtime_dir(mode: Mode) -> PathBuf {
+    match mode {
+        Mode::Root => PathBuf::from("/run/offswitch"),
+        Mode::Rootless => match std::env::var_os("XDG_RUNTIME_DIR") {
+            Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("offswitch"),
+            _ => PathBuf::from(format!("/tmp/offswitch-{}", nix::unistd::getuid())),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,16 +108,5 @@ mod tests {
         }
         .to_string();
         assert_eq!(err, "x\n  fix: y");
-    }
-}
-
-/// Where this mode keeps sandbox homes, staging roots and uid locks.
-pub fn runtime_dir(mode: Mode) -> PathBuf {
-    match mode {
-        Mode::Root => PathBuf::from("/run/offswitch"),
-        Mode::Rootless => match std::env::var_os("XDG_RUNTIME_DIR") {
-            Some(dir) if !dir.is_empty() => PathBuf::from(dir).join("offswitch"),
-            _ => PathBuf::from(format!("/tmp/offswitch-{}", nix::unistd::getuid())),
-        },
     }
 }
