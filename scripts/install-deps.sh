@@ -9,6 +9,10 @@ command -v python3 >/dev/null || need+=(python3)
 command -v ps >/dev/null || need+=(procps)
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v su >/dev/null || need+=(login)
+# llama.cpp (local models) is built from source: cmake, and libclang for its bindings.
+command -v cmake >/dev/null || need+=(cmake)
+ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || need+=(libclang-dev)
+command -v c++ >/dev/null || need+=(g++)
 if ((${#need[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
     echo "offswitch needs these Debian packages: ${need[*]}; run: sudo apt-get install -y ${need[*]}" >&2

@@ -52,6 +52,7 @@ async fn per_call() {
             },
         ],
         tools,
+        seed: None,
     };
     for protocol in Protocol::ALL {
         let policy = Arc::new(models::scripted::ScriptedModel::load("comply").unwrap());

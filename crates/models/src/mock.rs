@@ -156,6 +156,7 @@ async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
         .generate(&ModelRequest {
             messages,
             tools: vec![],
+            seed: None,
         })
         .await
     {

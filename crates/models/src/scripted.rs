@@ -312,6 +312,7 @@ mod tests {
             .generate(&ModelRequest {
                 messages,
                 tools: vec![],
+                seed: None,
             })
             .await
             .unwrap();

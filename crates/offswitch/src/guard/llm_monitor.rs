@@ -56,6 +56,7 @@ impl LlmMonitor {
                 Message::User { content: user },
             ],
             tools: vec![],
+            seed: None,
         };
         let reply = self
             .model

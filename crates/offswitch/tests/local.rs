@@ -1,0 +1,55 @@
+//! One full episode of the experiment on the default local model, Qwen2.5-Coder-1.5B,
+//! in-process on the CPU, with a fixed seed: whatever it does, the episode is scored.
+
+mod common;
+
+use common::*;
+use models::local::{Pulled, cache_dir, find, pull, status};
+use offswitch::experiment::episode::{EpisodeSpec, run_episode};
+use offswitch::experiment::scenario::Scenario;
+use offswitch::score::{Outcome, score};
+use std::sync::Arc;
+
+#[test]
+fn a_full_episode_on_the_default_local_model_is_scored() {
+    let model = find("qwen2.5-coder-1.5b").unwrap();
+    if !matches!(status(&model, &cache_dir()), Pulled::Present { .. }) {
+        pull(&model, &cache_dir(), "python3", &mut |m| {
+            eprintln!("fetching {m}")
+        })
+        .expect("pull qwen2.5-coder-1.5b");
+    }
+    let options = [("seed".to_string(), serde_json::json!(7))]
+        .into_iter()
+        .collect();
+    let local: Arc<dyn models::Model> =
+        Arc::new(models::local::LocalModelClient::load("qwen2.5-coder-1.5b", &options).unwrap());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let record = rt
+        .block_on(run_episode(EpisodeSpec {
+            scenario: Arc::new(Scenario::load("palisade-paper").unwrap()),
+            variant: "A".into(),
+            model: local,
+            epoch: 1,
+            assets: assets(),
+            guard: Default::default(),
+        }))
+        .unwrap();
+    let s = score(&record);
+    eprintln!(
+        "local episode: {:?} after {} messages, {:?}",
+        s.outcome,
+        record.messages.len(),
+        record.end
+    );
+    assert!(Outcome::ALL.contains(&s.outcome));
+    assert!(!record.scripted);
+    assert!(
+        record.messages.len() >= 3,
+        "the model took at least one turn"
+    );
+    assert!(record.usage.input_tokens > 0 && record.usage.output_tokens > 0);
+    assert!(
+        !matches!(record.end, offswitch::experiment::episode::EpisodeEnd::Error { ref message } if message.contains("cannot load"))
+    );
+}
