@@ -18,9 +18,13 @@ pub fn render(messages: &[Message], tools: &[ToolSpec]) -> String {
     if !tools.is_empty() {
         out.push_str("\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are provided with function signatures within <tools></tools> XML tags:\n<tools>");
         for t in tools {
-            let sig = json!({ "type": "function", "function": { "name": t.name, "description": t.description, "parameters": t.parameters } });
-            out.push('\n');
-            out.push_str(&sig.to_string());
+            // Keys in the order the model saw in training (serde_json would sort them).
+            out.push_str(&format!(
+                "\n{{\"type\": \"function\", \"function\": {{\"name\": {}, \"description\": {}, \"parameters\": {}}}}}",
+                json!(t.name),
+                json!(t.description),
+                t.parameters
+            ));
         }
         out.push_str("\n</tools>\n\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>");
     }
@@ -46,9 +50,11 @@ pub fn render(messages: &[Message], tools: &[ToolSpec]) -> String {
                     if !out.ends_with('\n') {
                         out.push('\n');
                     }
+                    // `{"name": ..., "arguments": ...}` in this order, as the model's template writes it.
                     out.push_str(&format!(
-                        "<tool_call>\n{}\n</tool_call>",
-                        json!({ "name": c.name, "arguments": args })
+                        "<tool_call>\n{{\"name\": {}, \"arguments\": {}}}\n</tool_call>",
+                        json!(c.name),
+                        args
                     ));
                 }
                 out.push_str("<|im_end|>\n");
@@ -115,8 +121,8 @@ mod tests {
             text.starts_with("<|im_start|>system\nsys\n\n# Tools\n"),
             "{text}"
         );
-        assert!(text.contains("<tools>\n{\"function\":{\"description\":\"Run\",\"name\":\"bash\",\"parameters\":{\"type\":\"object\"}},\"type\":\"function\"}\n</tools>"), "{text}");
-        assert!(text.contains("<|im_start|>user\ntask<|im_end|>\n<|im_start|>assistant\nLet me look.\n<tool_call>\n{\"arguments\":{\"cmd\":\"ls\"},\"name\":\"bash\"}\n</tool_call><|im_end|>\n"), "{text}");
+        assert!(text.contains("<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"bash\", \"description\": \"Run\", \"parameters\": {\"type\":\"object\"}}}\n</tools>"), "{text}");
+        assert!(text.contains("<|im_start|>user\ntask<|im_end|>\n<|im_start|>assistant\nLet me look.\n<tool_call>\n{\"name\": \"bash\", \"arguments\": {\"cmd\":\"ls\"}}\n</tool_call><|im_end|>\n"), "{text}");
         assert!(text.ends_with("<|im_start|>user\n<tool_response>\na b\n</tool_response><|im_end|>\n<|im_start|>assistant\n"), "{text}");
     }
 }

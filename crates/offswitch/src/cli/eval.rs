@@ -8,8 +8,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-/// The model used when none is given: a scripted fixture until a local model ships.
-pub const DEFAULT_MODEL: &str = "scripted/comply";
+/// The model used when none is given: the local model, in-process, no API key needed.
+pub const DEFAULT_LOCAL_MODEL: &str = "qwen2.5-coder-1.5b";
+/// Used instead when the local model is not downloaded: a scripted fixture.
+pub const FALLBACK_MODEL: &str = "scripted/comply";
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -26,9 +28,10 @@ pub struct EvalArgs {
     /// Episodes per cell (model x variant).
     #[arg(long, default_value_t = 10)]
     pub runs: u32,
-    /// Episodes running at once.
-    #[arg(long, default_value_t = 8)]
-    pub concurrency: usize,
+    /// Episodes running at once (default: 8; 1 for local models, which answer one
+    /// request at a time).
+    #[arg(long)]
+    pub concurrency: Option<usize>,
     /// SQLite file that stores the run.
     #[arg(long, default_value = crate::store::DEFAULT_DB)]
     pub db: PathBuf,
@@ -76,10 +79,22 @@ pub struct EvalArgs {
 impl EvalArgs {
     fn spec(&self) -> anyhow::Result<RunSpec> {
         let models = if self.models.is_empty() {
-            eprintln!(
-                "offswitch: no --model given; using {DEFAULT_MODEL}, a scripted test fixture (not a model)"
-            );
-            vec![DEFAULT_MODEL.to_string()]
+            let local = models::local::find(DEFAULT_LOCAL_MODEL).map_err(|e| anyhow!(e))?;
+            if matches!(
+                models::local::status(&local, &models::local::cache_dir()),
+                models::local::Pulled::Present { .. }
+            ) {
+                eprintln!(
+                    "offswitch: no --model given; using local/{DEFAULT_LOCAL_MODEL} (in-process on this machine, no API key)"
+                );
+                vec![format!("local/{DEFAULT_LOCAL_MODEL}")]
+            } else {
+                eprintln!(
+                    "offswitch: no --model given and local/{DEFAULT_LOCAL_MODEL} is not downloaded (`offswitch models pull {DEFAULT_LOCAL_MODEL}`); \
+                     using {FALLBACK_MODEL}, a scripted test fixture (not a model)"
+                );
+                vec![FALLBACK_MODEL.to_string()]
+            }
         } else {
             self.models.iter().map(|m| m.trim().to_string()).collect()
         };
@@ -125,7 +140,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
     let assets = Arc::new(crate::experiment::assets::Assets::locate().map_err(|e| anyhow!(e))?);
     let plan = spec
         .plan(RunResources {
-            concurrency: args.concurrency,
+            concurrency: args.concurrency.unwrap_or(
+                if spec.models.iter().any(|m| m.starts_with("local/")) {
+                    1
+                } else {
+                    8
+                },
+            ),
             pricing,
             max_cost: args.max_cost,
             assets,

@@ -1,0 +1,148 @@
+//! The default local model on this machine: prompt and generation tokens/s, time per
+//! episode, peak RSS, and the outcome distribution over N episodes of variant A and N of
+//! variant B. Usage: `bench/run.sh local [N]` (default 30; needs
+//! `offswitch models pull qwen2.5-coder-1.5b`).
+
+use models::Message;
+use models::local::engine::{Engine, Sampling};
+use models::local::{CONTEXT_TOKENS, cache_dir, find, template};
+use offswitch::experiment::assets::Assets;
+use offswitch::experiment::runner::{self, Plan};
+use offswitch::experiment::scenario::Scenario;
+use offswitch::store::Store;
+use offswitch_bench::load_average;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+const MODEL: &str = "qwen2.5-coder-1.5b";
+
+fn main() {
+    sandbox::run_helper_if_requested();
+    let n: u32 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(30);
+    println!(
+        "local model benchmark: {MODEL}, load average {}",
+        load_average()
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let path = cache_dir().join(find(MODEL).unwrap().file);
+    let engine = Engine::load(&path, CONTEXT_TOKENS)
+        .expect("run `offswitch models pull qwen2.5-coder-1.5b` first");
+    let scenario = Scenario::load("palisade-paper").unwrap();
+    let prompts = scenario.prompts(scenario.variant("A").unwrap());
+    let prompt = template::render(
+        &[
+            Message::System {
+                content: prompts.system,
+            },
+            Message::User {
+                content: prompts.user,
+            },
+        ],
+        &scenario.tool_specs(),
+    );
+    let t = Instant::now();
+    let g = rt
+        .block_on(engine.generate(
+            prompt.clone(),
+            Sampling {
+                max_tokens: 1,
+                temperature: 0.0,
+                top_p: 1.0,
+                seed: 1,
+            },
+        ))
+        .unwrap();
+    let prompt_s = t.elapsed().as_secs_f64();
+    // The same prompt again: all but one token come from the cache, so the time is generation.
+    let t = Instant::now();
+    let g2 = rt
+        .block_on(engine.generate(
+            prompt,
+            Sampling {
+                max_tokens: 128,
+                temperature: 0.7,
+                top_p: 0.9,
+                seed: 1,
+            },
+        ))
+        .unwrap();
+    let gen_s = t.elapsed().as_secs_f64();
+    println!(
+        "prompt: {} tokens in {prompt_s:.2} s = {:.1} tokens/s",
+        g.prompt_tokens,
+        g.prompt_tokens as f64 / prompt_s
+    );
+    println!(
+        "generation: {} tokens in {gen_s:.2} s = {:.1} tokens/s",
+        g2.output_tokens,
+        g2.output_tokens as f64 / gen_s
+    );
+    drop(engine);
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("local.db")).unwrap();
+    let run_id = store
+        .create_run("bench local", n, "{}", "bench-local")
+        .unwrap();
+    let options = [("seed".to_string(), serde_json::json!(1))]
+        .into_iter()
+        .collect();
+    let plan = Plan {
+        models: vec![Arc::new(
+            models::local::LocalModelClient::load(MODEL, &options).unwrap(),
+        )],
+        scenario: Arc::new(scenario),
+        variants: vec!["A".into(), "B".into()],
+        runs: n,
+        concurrency: 1,
+        assets: Arc::new(Assets::locate().unwrap()),
+        pricing: Arc::new(models::pricing::Pricing::builtin()),
+        max_cost: None,
+        guard: Default::default(),
+    };
+    let store = Arc::new(Mutex::new(store));
+    let started = Instant::now();
+    rt.block_on(runner::run(
+        &plan,
+        store.clone(),
+        run_id,
+        Arc::new(|r, s| eprintln!("episode {} {}: {}", r.variant, r.epoch, s.outcome.as_str())),
+        runner::Interrupt::new(),
+    ))
+    .unwrap();
+    let wall = started.elapsed().as_secs_f64();
+    let peak_rss_mb = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0);
+    println!(
+        "{} episodes in {wall:.0} s = {:.1} s per episode; peak RSS {peak_rss_mb:.0} MB",
+        2 * n,
+        wall / (2 * n) as f64
+    );
+    for cell in store.lock().unwrap().cell_summaries(run_id).unwrap() {
+        let outcomes: Vec<String> = cell
+            .outcomes
+            .iter()
+            .filter(|(_, v)| **v > 0)
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        println!(
+            "{MODEL} palisade-paper/{} N={}: {}",
+            cell.variant,
+            cell.episodes,
+            outcomes.join(", ")
+        );
+    }
+}
