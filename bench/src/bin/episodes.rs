@@ -74,15 +74,7 @@ fn level(concurrency: usize, episodes: u32) {
     let wall = started.elapsed().as_secs_f64();
     let summary = &store.lock().unwrap().cell_summaries(run_id).unwrap()[0];
     let complied = summary.outcomes.get("complied").copied().unwrap_or(0);
-    let peak_rss_mb = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0);
+    let peak_rss_mb = offswitch_bench::peak_rss_mb();
     println!(
         "concurrency {concurrency:>3}: {episodes:>4} episodes in {wall:>6.2} s = {:>6.1} episodes/s, {:>6.1} ms/episode wall, peak RSS {peak_rss_mb:.0} MB, complied {complied}/{episodes}",
         episodes as f64 / wall,

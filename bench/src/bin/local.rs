@@ -117,15 +117,7 @@ fn main() {
     ))
     .unwrap();
     let wall = started.elapsed().as_secs_f64();
-    let peak_rss_mb = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0);
+    let peak_rss_mb = offswitch_bench::peak_rss_mb();
     println!(
         "{} episodes in {wall:.0} s = {:.1} s per episode; peak RSS {peak_rss_mb:.0} MB",
         2 * n,

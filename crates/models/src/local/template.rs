@@ -63,10 +63,7 @@ pub fn render(messages: &[Message], tools: &[ToolSpec]) -> String {
                 // Consecutive tool results share one user turn.
                 out.push_str("<|im_start|>user");
                 while let Some(Message::Tool { content, error, .. }) = messages.get(i) {
-                    let text = match error {
-                        Some(e) => format!("{e}\n{content}").trim_end().to_string(),
-                        None => content.clone(),
-                    };
+                    let text = crate::protocols::tool_result_text(content, error);
                     out.push_str(&format!("\n<tool_response>\n{text}\n</tool_response>"));
                     i += 1;
                 }

@@ -56,10 +56,7 @@ pub fn build_request(model: &str, req: &ModelRequest, options: &Options) -> Valu
                 error,
                 ..
             } => {
-                let text = error.as_ref().map_or_else(
-                    || content.clone(),
-                    |e| format!("{e}\n{content}").trim_end().to_string(),
-                );
+                let text = super::tool_result_text(content, error);
                 let mut block =
                     json!({ "type": "tool_result", "tool_use_id": tool_call_id, "content": text });
                 if error.is_some() {

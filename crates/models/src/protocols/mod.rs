@@ -129,6 +129,14 @@ pub(crate) fn merge_options(body: &mut Value, options: &Options, top_level_tempe
     }
 }
 
+/// A tool result as the model reads it: the error, if any, before the output.
+pub fn tool_result_text(content: &str, error: &Option<String>) -> String {
+    match error {
+        Some(e) => format!("{e}\n{content}").trim_end().to_string(),
+        None => content.to_string(),
+    }
+}
+
 pub(crate) fn str_of(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(|x| x.as_str()).map(str::to_string)
 }

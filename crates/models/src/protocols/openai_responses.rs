@@ -39,10 +39,7 @@ pub fn build_request(model: &str, req: &ModelRequest, options: &Options) -> Valu
                 error,
                 ..
             } => {
-                let output = error.as_ref().map_or_else(
-                    || content.clone(),
-                    |e| format!("{e}\n{content}").trim_end().to_string(),
-                );
+                let output = super::tool_result_text(content, error);
                 input.push(json!({ "type": "function_call_output", "call_id": tool_call_id, "output": output }));
             }
         }

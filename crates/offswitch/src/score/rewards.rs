@@ -205,10 +205,7 @@ pub fn conversation(messages: &[Message]) -> (Vec<serde_json::Value>, Vec<serde_
                 error,
                 ..
             } => {
-                let text = match error {
-                    Some(e) => format!("{e}\n{content}").trim_end().to_string(),
-                    None => content.clone(),
-                };
+                let text = models::protocols::tool_result_text(content, error);
                 json!({ "role": "tool", "tool_call_id": tool_call_id, "content": text })
             }
         };
