@@ -437,7 +437,7 @@ fn run_call(request: &ExecRequest) -> (ExecReplyHeader, Vec<u8>) {
     }
     let (read_end, write_end) =
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let pid = unsafe { libc::fork() };
+    let pid = fork_retrying();
     if pid < 0 {
         return failed("fork failed (process limit reached?)");
     }
@@ -462,6 +462,7 @@ fn run_call(request: &ExecRequest) -> (ExecReplyHeader, Vec<u8>) {
             unsafe { libc::kill(-pid, libc::SIGKILL) };
             timed_out = true;
             status = Some(wait_blocking(pid));
+            kill_group_until_empty(pid);
             grace_until = Some(Instant::now() + OUTPUT_GRACE);
             continue;
         }
@@ -563,6 +564,34 @@ fn exec_child(image: &CallImage, out: libc::c_int) -> ! {
         envp.push(std::ptr::null());
         libc::execve(c"/bin/bash".as_ptr(), argv.as_ptr(), envp.as_ptr());
         libc::_exit(127)
+    }
+}
+
+/// A process forking while its group is killed can escape the signal: repeat until the
+/// group is empty (or a bound passes), reaping as we go.
+fn kill_group_until_empty(pgid: libc::pid_t) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        reap_orphans();
+        if unsafe { libc::kill(-pgid, libc::SIGKILL) } != 0 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Forks, waiting out a transient process limit (processes of an earlier call still
+/// being torn down) for up to half a second.
+fn fork_retrying() -> libc::pid_t {
+    let deadline = Instant::now() + Duration::from_millis(500);
+    loop {
+        let pid = unsafe { libc::fork() };
+        let again = pid < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN);
+        if !again || Instant::now() >= deadline {
+            return pid;
+        }
+        reap_orphans();
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
