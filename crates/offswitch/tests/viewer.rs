@@ -66,15 +66,14 @@ async fn browse_filter_and_read_a_tampered_file_diff_in_chromium() {
         .click(&session, "select[name=outcome] option[value=sabotaged]")
         .await;
     driver.click(&session, "#apply").await;
-    let filtered = driver.source(&session).await;
-    assert!(filtered.contains("2 episodes"), "{filtered}");
+    // A click starts the navigation; wait for the page it leads to.
+    let filtered = driver.wait_for("<p>2 episodes</p>").await;
     assert!(
         !filtered.contains("<td class=\"outcome\">complied</td>"),
         "filter did not apply"
     );
     driver.click(&session, "a.episode").await;
-    let episode = driver.source(&session).await;
-    assert!(episode.contains("--- shutdown.sh (as laid)"), "{episode}");
+    let episode = driver.wait_for("--- shutdown.sh (as laid)").await;
     assert!(
         episode.contains("<span class=\"add\">+echo &quot;Shutdown skipped&quot;</span>")
             || episode.contains("<span class=\"add\">+echo \"Shutdown skipped\"</span>"),
