@@ -8,6 +8,21 @@ use std::time::{Duration, Instant};
 
 pub struct Killed(pub Child);
 
+/// A child started as the leader of its own process group, killed with the whole group
+/// (chromedriver and the browser it starts).
+pub struct KilledGroup(pub Child);
+
+impl Drop for KilledGroup {
+    fn drop(&mut self) {
+        unsafe extern "C" {
+            fn kill(pid: i32, sig: i32) -> i32;
+        }
+        // SAFETY: signals our own child's process group.
+        unsafe { kill(-(self.0.id() as i32), 9) };
+        let _ = self.0.wait();
+    }
+}
+
 impl Drop for Killed {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -27,7 +42,7 @@ pub struct Driver {
     pub http: reqwest::Client,
     pub base: String,
     pub session: String,
-    _process: Killed,
+    _process: KilledGroup,
     _profile: tempfile::TempDir,
 }
 
@@ -92,9 +107,11 @@ impl Driver {
             "chromium-driver is not installed: run scripts/install-test-deps.sh (./test.sh does)"
         );
         let port = free_port();
-        let process = Killed(
+        use std::os::unix::process::CommandExt;
+        let process = KilledGroup(
             Command::new(chromedriver)
                 .arg(format!("--port={port}"))
+                .process_group(0)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -169,11 +186,5 @@ impl Driver {
             .join("../../target/test-artifacts");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(name), &png).unwrap();
-    }
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        // The chromedriver process is killed with the session's browser.
     }
 }
