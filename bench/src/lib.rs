@@ -58,3 +58,74 @@ pub fn peak_rss_mb() -> f64 {
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
 }
+
+/// A plan over the built-in `palisade-paper` scenario with the default pricing, assets and
+/// no guard; benches adjust what they measure.
+pub fn plan(
+    models: Vec<std::sync::Arc<dyn models::Model>>,
+    variants: &[&str],
+    runs: u32,
+    concurrency: usize,
+) -> offswitch::experiment::runner::Plan {
+    use std::sync::Arc;
+    offswitch::experiment::runner::Plan {
+        models,
+        scenario: Arc::new(
+            offswitch::experiment::scenario::Scenario::load("palisade-paper")
+                .expect("built-in scenario"),
+        ),
+        variants: variants.iter().map(|v| v.to_string()).collect(),
+        runs,
+        concurrency,
+        assets: Arc::new(
+            offswitch::experiment::assets::Assets::locate()
+                .expect("the question client is built next to the bench"),
+        ),
+        pricing: Arc::new(models::pricing::Pricing::builtin()),
+        max_cost: None,
+        guard: Default::default(),
+    }
+}
+
+/// A finished bench run: its store (in a temporary directory) and wall time.
+pub struct BenchRun {
+    pub store: offswitch::store::Store,
+    pub run_id: i64,
+    pub wall: Duration,
+    _dir: tempfile::TempDir,
+}
+
+/// Runs `plan` into a fresh temporary store.
+pub async fn run(
+    plan: &offswitch::experiment::runner::Plan,
+    on_episode: offswitch::experiment::runner::OnEpisode,
+) -> BenchRun {
+    use offswitch::experiment::runner;
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let store = offswitch::store::Store::open(&dir.path().join("bench.db")).unwrap();
+    let run_id = store.create_run("bench", plan.runs, "{}", "bench").unwrap();
+    let store = Arc::new(Mutex::new(store));
+    let started = std::time::Instant::now();
+    runner::run(
+        plan,
+        store.clone(),
+        run_id,
+        on_episode,
+        runner::Interrupt::new(),
+    )
+    .await
+    .unwrap();
+    let wall = started.elapsed();
+    let store = Arc::try_unwrap(store)
+        .ok()
+        .expect("the runner released the store")
+        .into_inner()
+        .unwrap();
+    BenchRun {
+        store,
+        run_id,
+        wall,
+        _dir: dir,
+    }
+}

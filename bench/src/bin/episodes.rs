@@ -3,13 +3,8 @@
 //! SQLite). Each concurrency level runs in a fresh process so peak RSS is its own.
 //! Usage: `bench/run.sh episodes [EPISODES_PER_LEVEL]`.
 
-use offswitch::experiment::assets::Assets;
-use offswitch::experiment::runner::{self, Plan};
-use offswitch::experiment::scenario::Scenario;
-use offswitch::store::Store;
 use offswitch_bench::load_average;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
 
 const LEVELS: [usize; 3] = [1, 16, 64];
 
@@ -43,36 +38,19 @@ fn main() {
 }
 
 fn level(concurrency: usize, episodes: u32) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("bench.db")).unwrap();
-    let run_id = store.create_run("bench", episodes, "{}", "bench").unwrap();
-    let plan = Plan {
-        models: vec![models::resolve(&"scripted/comply".parse().unwrap()).unwrap()],
-        scenario: Arc::new(Scenario::load("palisade-paper").unwrap()),
-        variants: vec!["A".into()],
-        runs: episodes,
+    let plan = offswitch_bench::plan(
+        vec![models::resolve(&"scripted/comply".parse().unwrap()).unwrap()],
+        &["A"],
+        episodes,
         concurrency,
-        assets: Arc::new(Assets::locate().unwrap()),
-        pricing: Arc::new(models::pricing::Pricing::builtin()),
-        max_cost: None,
-        guard: Default::default(),
-    };
-    let store = Arc::new(Mutex::new(store));
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    let started = Instant::now();
-    rt.block_on(runner::run(
-        &plan,
-        store.clone(),
-        run_id,
-        Arc::new(|_, _| {}),
-        offswitch::experiment::runner::Interrupt::new(),
-    ))
-    .unwrap();
-    let wall = started.elapsed().as_secs_f64();
-    let summary = &store.lock().unwrap().cell_summaries(run_id).unwrap()[0];
+    let done = rt.block_on(offswitch_bench::run(&plan, Arc::new(|_, _| {})));
+    let wall = done.wall.as_secs_f64();
+    let summary = &done.store.cell_summaries(done.run_id).unwrap()[0];
     let complied = summary.outcomes.get("complied").copied().unwrap_or(0);
     let peak_rss_mb = offswitch_bench::peak_rss_mb();
     println!(

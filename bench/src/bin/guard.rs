@@ -2,15 +2,11 @@
 //! action) over the scripted sabotage policies (test fixtures), and each layer's added
 //! cost per tool call. Usage: `bench/run.sh guard [RUNS_PER_POLICY]`.
 
-use offswitch::experiment::assets::Assets;
-use offswitch::experiment::runner::{self, Plan};
-use offswitch::experiment::scenario::Scenario;
 use offswitch::guard::metrics::figures;
 use offswitch::guard::{GuardConfig, Mode, attest::Seal, watchdog::Watchdog};
-use offswitch::store::Store;
 use offswitch_bench::{load_average, print_us, summarize};
 use sandbox::{LaidFile, Sandbox, SandboxSpec};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const POLICIES: &[&str] = &[
@@ -75,35 +71,14 @@ fn main() {
         ),
     ];
     for (label, guard) in configs {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("b.db")).unwrap();
-        let run_id = store.create_run("bench", runs, "{}", "bench").unwrap();
-        let plan = Plan {
-            models: POLICIES
-                .iter()
-                .map(|p| models::resolve(&format!("scripted/{p}").parse().unwrap()).unwrap())
-                .collect(),
-            scenario: Arc::new(Scenario::load("palisade-paper").unwrap()),
-            variants: vec!["A".into()],
-            runs,
-            concurrency: 16,
-            assets: Arc::new(Assets::locate().unwrap()),
-            pricing: Arc::new(models::pricing::Pricing::builtin()),
-            max_cost: None,
-            guard: guard.clone(),
-        };
-        let store = Arc::new(Mutex::new(store));
-        let started = Instant::now();
-        rt.block_on(runner::run(
-            &plan,
-            store.clone(),
-            run_id,
-            Arc::new(|_, _| {}),
-            offswitch::experiment::runner::Interrupt::new(),
-        ))
-        .unwrap();
-        let wall = started.elapsed();
-        let store = store.lock().unwrap();
+        let models = POLICIES
+            .iter()
+            .map(|p| models::resolve(&format!("scripted/{p}").parse().unwrap()).unwrap())
+            .collect();
+        let mut plan = offswitch_bench::plan(models, &["A"], runs, 16);
+        plan.guard = guard.clone();
+        let done = rt.block_on(offswitch_bench::run(&plan, Arc::new(|_, _| {})));
+        let (store, run_id, wall) = (&done.store, done.run_id, done.wall);
         let episodes: Vec<_> = store
             .run_episode_ids(run_id)
             .unwrap()

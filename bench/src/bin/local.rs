@@ -6,12 +6,9 @@
 use models::Message;
 use models::local::engine::{Engine, Sampling};
 use models::local::{CONTEXT_TOKENS, cache_dir, find, template};
-use offswitch::experiment::assets::Assets;
-use offswitch::experiment::runner::{self, Plan};
 use offswitch::experiment::scenario::Scenario;
-use offswitch::store::Store;
 use offswitch_bench::load_average;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 const MODEL: &str = "qwen2.5-coder-1.5b";
@@ -85,45 +82,24 @@ fn main() {
     );
     drop(engine);
 
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("local.db")).unwrap();
-    let run_id = store
-        .create_run("bench local", n, "{}", "bench-local")
-        .unwrap();
     let options = [("seed".to_string(), serde_json::json!(1))]
         .into_iter()
         .collect();
-    let plan = Plan {
-        models: vec![Arc::new(
-            models::local::LocalModelClient::load(MODEL, &options).unwrap(),
-        )],
-        scenario: Arc::new(scenario),
-        variants: vec!["A".into(), "B".into()],
-        runs: n,
-        concurrency: 1,
-        assets: Arc::new(Assets::locate().unwrap()),
-        pricing: Arc::new(models::pricing::Pricing::builtin()),
-        max_cost: None,
-        guard: Default::default(),
-    };
-    let store = Arc::new(Mutex::new(store));
-    let started = Instant::now();
-    rt.block_on(runner::run(
+    let model: Arc<dyn models::Model> =
+        Arc::new(models::local::LocalModelClient::load(MODEL, &options).unwrap());
+    let plan = offswitch_bench::plan(vec![model], &["A", "B"], n, 1);
+    let done = rt.block_on(offswitch_bench::run(
         &plan,
-        store.clone(),
-        run_id,
         Arc::new(|r, s| eprintln!("episode {} {}: {}", r.variant, r.epoch, s.outcome.as_str())),
-        runner::Interrupt::new(),
-    ))
-    .unwrap();
-    let wall = started.elapsed().as_secs_f64();
+    ));
+    let wall = done.wall.as_secs_f64();
     let peak_rss_mb = offswitch_bench::peak_rss_mb();
     println!(
         "{} episodes in {wall:.0} s = {:.1} s per episode; peak RSS {peak_rss_mb:.0} MB",
         2 * n,
         wall / (2 * n) as f64
     );
-    for cell in store.lock().unwrap().cell_summaries(run_id).unwrap() {
+    for cell in done.store.cell_summaries(done.run_id).unwrap() {
         let outcomes: Vec<String> = cell
             .outcomes
             .iter()

@@ -6,12 +6,9 @@
 use models::mock::{MockConfig, start};
 use models::protocols::Protocol;
 use models::{Message, ModelRequest, Settings, ToolSpec};
-use offswitch::experiment::assets::Assets;
-use offswitch::experiment::runner::{self, Plan};
 use offswitch::experiment::scenario::Scenario;
-use offswitch::store::Store;
 use offswitch_bench::{load_average, print, summarize};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn settings(base: &str) -> Settings {
@@ -154,33 +151,12 @@ async fn throughput() {
         &settings(&server.base_url()),
     )
     .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("bench.db")).unwrap();
     let episodes = 256;
-    let run_id = store.create_run("bench", episodes, "{}", "bench").unwrap();
-    let plan = Plan {
-        models: vec![model],
-        scenario: Arc::new(Scenario::load("palisade-paper").unwrap()),
-        variants: vec!["A".into()],
-        runs: episodes,
-        concurrency,
-        assets: Arc::new(Assets::locate().unwrap()),
-        pricing: Arc::new(models::pricing::Pricing::builtin()),
-        max_cost: None,
-        guard: Default::default(),
-    };
-    let store = Arc::new(Mutex::new(store));
-    let started = Instant::now();
-    runner::run(
-        &plan,
-        store.clone(),
-        run_id,
-        Arc::new(|_, _| {}),
-        offswitch::experiment::runner::Interrupt::new(),
-    )
-    .await
-    .unwrap();
-    let wall = started.elapsed().as_secs_f64();
+    let plan = offswitch_bench::plan(vec![model], &["A"], episodes, concurrency);
+    let wall = offswitch_bench::run(&plan, Arc::new(|_, _| {}))
+        .await
+        .wall
+        .as_secs_f64();
     let requests = server
         .stats
         .requests

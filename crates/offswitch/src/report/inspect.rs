@@ -4,8 +4,7 @@
 //! epochs), `summaries.json`, and `header.json` last; deflate; no NaN.
 
 use super::CellReport;
-use crate::store::{Store, StoredEpisode};
-use models::Message;
+use crate::store::{Message, Store, StoredEpisode};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -48,7 +48,7 @@ pub struct CellReport {
     pub outcomes: BTreeMap<String, u64>,
     pub methods: BTreeMap<String, u64>,
     pub published: Option<published::Published>,
-    pub usage: models::Usage,
+    pub usage: crate::store::Usage,
     /// A few episode ids per outcome, to read.
     pub examples: BTreeMap<String, Vec<i64>>,
 }

@@ -64,6 +64,21 @@ fn fixture_note(r: &Report) -> Option<&'static str> {
     )
 }
 
+/// The notes every text format ends with.
+fn notes(r: &Report) -> Vec<String> {
+    NOTES
+        .iter()
+        .map(|s| s.to_string())
+        .chain([multiple_note(r)])
+        .chain(fixture_note(r).map(str::to_string))
+        .collect()
+}
+
+/// A Fisher p-value for display.
+fn p_value(p: Option<f64>, digits: usize) -> String {
+    p.map_or("-".into(), |p| format!("{p:.digits$}"))
+}
+
 pub fn table(r: &Report) -> String {
     let mut out = format!("run {}: {}\n", r.run, r.command);
     out.push_str(&format!(
@@ -111,17 +126,12 @@ pub fn table(r: &Report) -> String {
                 k.b_n,
                 k.difference * 100.0,
                 points(k.difference_ci),
-                k.p_value.map_or("-".into(), |p| format!("{p:.3}")),
+                p_value(k.p_value, 3),
             ));
         }
     }
     out.push('\n');
-    for n in NOTES
-        .iter()
-        .map(|s| s.to_string())
-        .chain([multiple_note(r)])
-        .chain(fixture_note(r).map(str::to_string))
-    {
+    for n in notes(r) {
         out.push_str(&format!("{n}\n"));
     }
     out
@@ -164,7 +174,7 @@ pub fn markdown(r: &Report) -> String {
                 k.b_n,
                 k.difference * 100.0,
                 points(k.difference_ci),
-                k.p_value.map_or("-".into(), |p| format!("{p:.4}")),
+                p_value(k.p_value, 4),
             ));
         }
     }
@@ -174,12 +184,7 @@ pub fn markdown(r: &Report) -> String {
         .filter_map(|c| c.published.as_ref().map(|p| p.citation.as_str()))
         .collect();
     out.push_str("\n## Notes\n\n");
-    for n in NOTES
-        .iter()
-        .map(|s| s.to_string())
-        .chain([multiple_note(r)])
-        .chain(fixture_note(r).map(str::to_string))
-    {
+    for n in notes(r) {
         out.push_str(&format!("- {n}\n"));
     }
     for s in sources {

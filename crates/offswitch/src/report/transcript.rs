@@ -1,9 +1,8 @@
 //! One episode as text: header, transcript, guard actions, changes and diffs.
 
-use crate::store::StoredEpisode;
-use models::Message;
+use crate::store::{Change, Entry, Message, StoredEpisode};
 
-fn describe_entry(e: &sandbox::Entry) -> String {
+fn describe_entry(e: &Entry) -> String {
     match &e.link_target {
         Some(target) => format!("symlink -> {target}"),
         None => format!(
@@ -15,8 +14,8 @@ fn describe_entry(e: &sandbox::Entry) -> String {
     }
 }
 
-fn describe_change(c: &sandbox::Change) -> String {
-    use sandbox::Change::*;
+fn describe_change(c: &Change) -> String {
+    use Change::*;
     match c {
         Added { path, after } => format!("added    {path} ({})", describe_entry(after)),
         Removed { path, before } => format!("removed  {path} (was {})", describe_entry(before)),

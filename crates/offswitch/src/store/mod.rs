@@ -5,11 +5,15 @@
 use crate::experiment::episode::{CommandRecord, EpisodeRecord};
 use crate::experiment::questions::ServiceEvent;
 use crate::score::{Method, Outcome, Score};
-use models::Message;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+
+/// The record types the store holds. Reports and exports take them from here, so that
+/// they depend on the store alone and not on the sandbox or the provider layer.
+pub use models::{Message, Usage};
+pub use sandbox::{Change, Entry};
 
 pub const DEFAULT_DB: &str = "offswitch.db";
 
@@ -96,7 +100,7 @@ pub struct Store {
 #[derive(Serialize, serde::Deserialize)]
 struct Details {
     end: crate::experiment::episode::EpisodeEnd,
-    changes: Vec<sandbox::Change>,
+    changes: Vec<Change>,
     kill_path: Vec<crate::experiment::episode::FileVersions>,
     expected_answers: Vec<String>,
     shutdown_path: String,
@@ -118,7 +122,7 @@ pub struct CellSummary {
     /// Episodes where the warning was given, and of those, strictly compliant ones.
     pub strict_judged: u64,
     pub strict_compliant: u64,
-    pub usage: models::Usage,
+    pub usage: Usage,
     /// Sum over episodes with a known price.
     pub cost_usd: f64,
     /// Episodes whose model had no price in the pricing table.
@@ -180,7 +184,7 @@ pub struct StoredEpisode {
     pub messages: Vec<Message>,
     pub commands: Vec<CommandRecord>,
     pub service: Vec<ServiceEvent>,
-    pub changes: Vec<sandbox::Change>,
+    pub changes: Vec<Change>,
     pub kill_path: Vec<crate::experiment::episode::FileVersions>,
     pub submitted_answer: Option<String>,
     pub exchanges: Vec<serde_json::Value>,
@@ -588,7 +592,7 @@ impl Store {
                 methods: BTreeMap::new(),
                 strict_judged: 0,
                 strict_compliant: 0,
-                usage: models::Usage::default(),
+                usage: Usage::default(),
                 cost_usd: 0.0,
                 cost_unknown: 0,
                 episode_ids: Vec::new(),
@@ -603,7 +607,7 @@ impl Store {
                     params![cell_id],
                     |r| {
                         Ok((
-                            models::Usage {
+                            Usage {
                                 input_tokens: r.get::<_, i64>(0)? as u64,
                                 output_tokens: r.get::<_, i64>(1)? as u64,
                                 reasoning_tokens: r.get::<_, i64>(2)? as u64,
