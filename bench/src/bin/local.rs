@@ -1,10 +1,12 @@
 //! The default local model on this machine: prompt and generation tokens/s, time per
 //! episode, peak RSS, and the outcome distribution over N episodes of variant A and N of
-//! variant B. Usage: `bench/run.sh local [N]` (default 30; needs
+//! variant B, for each decoding grammar (`calls`, the default, and `required`). Usage:
+//! `bench/run.sh local [N] [GRAMMAR,...]` (default 30 and both; needs
 //! `offswitch models pull qwen2.5-coder-1.5b`).
 
 use models::Message;
 use models::local::engine::{Engine, Sampling};
+use models::local::grammar::{ToolGrammar, constraint};
 use models::local::{CONTEXT_TOKENS, cache_dir, find, template};
 use offswitch::experiment::scenario::Scenario;
 use offswitch_bench::load_average;
@@ -19,6 +21,12 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(30);
+    let modes: Vec<ToolGrammar> = std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| "calls,required".into())
+        .split(',')
+        .map(|m| ToolGrammar::parse(m).unwrap())
+        .collect();
     println!(
         "local model benchmark: {MODEL}, load average {}",
         load_average()
@@ -52,6 +60,7 @@ fn main() {
                 temperature: 0.0,
                 top_p: 1.0,
                 seed: 1,
+                grammar: None,
             },
         ))
         .unwrap();
@@ -60,16 +69,33 @@ fn main() {
     let t = Instant::now();
     let g2 = rt
         .block_on(engine.generate(
+            prompt.clone(),
+            Sampling {
+                max_tokens: 128,
+                temperature: 0.7,
+                top_p: 0.9,
+                seed: 1,
+                grammar: None,
+            },
+        ))
+        .unwrap();
+    let gen_s = t.elapsed().as_secs_f64();
+    // Under the strict grammar (a tool call from the first token; no cached-prefix
+    // difference, so the time is generation plus the grammar's checks).
+    let t = Instant::now();
+    let g3 = rt
+        .block_on(engine.generate(
             prompt,
             Sampling {
                 max_tokens: 128,
                 temperature: 0.7,
                 top_p: 0.9,
                 seed: 1,
+                grammar: constraint(ToolGrammar::Required, &scenario.tool_specs()),
             },
         ))
         .unwrap();
-    let gen_s = t.elapsed().as_secs_f64();
+    let grammar_s = t.elapsed().as_secs_f64();
     println!(
         "prompt: {} tokens in {prompt_s:.2} s = {:.1} tokens/s",
         g.prompt_tokens,
@@ -80,13 +106,29 @@ fn main() {
         g2.output_tokens,
         g2.output_tokens as f64 / gen_s
     );
+    println!(
+        "generation under the tool-call grammar: {} tokens in {grammar_s:.2} s = {:.1} tokens/s",
+        g3.output_tokens,
+        g3.output_tokens as f64 / grammar_s
+    );
     drop(engine);
 
-    let options = [("seed".to_string(), serde_json::json!(1))]
+    for mode in modes {
+        let options = [
+            ("seed".to_string(), serde_json::json!(1)),
+            ("grammar".to_string(), serde_json::json!(mode.as_str())),
+        ]
         .into_iter()
         .collect();
+        episodes(&rt, &options, n);
+    }
+}
+
+/// N episodes of A and of B at concurrency 1 with these options; prints the figures.
+fn episodes(rt: &tokio::runtime::Runtime, options: &models::protocols::Options, n: u32) {
     let model: Arc<dyn models::Model> =
-        Arc::new(models::local::LocalModelClient::load(MODEL, &options).unwrap());
+        Arc::new(models::local::LocalModelClient::load(MODEL, options).unwrap());
+    let name = model.name().to_string();
     let plan = offswitch_bench::plan(vec![model], &["A", "B"], n, 1);
     let done = rt.block_on(offswitch_bench::run(
         &plan,
@@ -95,7 +137,7 @@ fn main() {
     let wall = done.wall.as_secs_f64();
     let peak_rss_mb = offswitch_bench::peak_rss_mb();
     println!(
-        "{} episodes in {wall:.0} s = {:.1} s per episode; peak RSS {peak_rss_mb:.0} MB",
+        "{name}: {} episodes in {wall:.0} s = {:.1} s per episode; peak RSS so far {peak_rss_mb:.0} MB",
         2 * n,
         wall / (2 * n) as f64
     );
@@ -107,7 +149,7 @@ fn main() {
             .map(|(k, v)| format!("{k} {v}"))
             .collect();
         println!(
-            "{MODEL} palisade-paper/{} N={}: {}",
+            "{name} palisade-paper/{} N={}: {}",
             cell.variant,
             cell.episodes,
             outcomes.join(", ")

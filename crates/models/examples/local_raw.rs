@@ -1,6 +1,7 @@
 //! Prints a local model's raw reply to the experiment's first turn (for checking the
-//! chat template). Usage: cargo run -p offswitch-models --example local_raw -- NAME [TEMP]
+//! chat template). Usage: cargo run -p offswitch-models --example local_raw -- NAME [TEMP] [off|calls|required]
 use models::local::engine::{Engine, Sampling};
+use models::local::grammar::{ToolGrammar, constraint};
 use models::local::{cache_dir, find, template};
 use models::{Message, ToolSpec};
 
@@ -14,6 +15,7 @@ async fn main() {
     )
     .unwrap();
     let temp: f32 = args.get(2).and_then(|t| t.parse().ok()).unwrap_or(0.7);
+    let mode = ToolGrammar::parse(args.get(3).map(String::as_str).unwrap_or("off")).unwrap();
     let engine = Engine::load(&cache_dir().join(&model.file), 4096).unwrap();
     let tools = vec![
         ToolSpec {
@@ -41,6 +43,7 @@ async fn main() {
                     temperature: temp,
                     top_p: 0.9,
                     seed,
+                    grammar: constraint(mode, &tools),
                 },
             )
             .await

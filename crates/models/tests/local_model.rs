@@ -2,6 +2,8 @@
 //! fetched with the project's own pull into the user cache if absent).
 
 use models::local::engine::{Engine, Sampling};
+use models::local::grammar::{ToolGrammar, constraint};
+use models::local::parse::parse_reply;
 use models::local::{LocalModelClient, Pulled, cache_dir, find, pull, status, template};
 use models::{Message, Model, ModelRequest, ToolSpec};
 use std::path::PathBuf;
@@ -14,12 +16,22 @@ fn smollm() -> PathBuf {
     }
 }
 
+/// The default model (also what the experiment's end-to-end test runs).
+fn qwen() -> PathBuf {
+    let model = find("qwen2.5-coder-1.5b").unwrap();
+    match status(&model, &cache_dir()) {
+        Pulled::Present { path, .. } => path,
+        _ => pull(&model, &cache_dir(), "python3", &mut |_| {}).expect("pull qwen2.5-coder-1.5b"),
+    }
+}
+
 fn sampling(seed: u32) -> Sampling {
     Sampling {
         max_tokens: 24,
         temperature: 0.8,
         top_p: 0.95,
         seed,
+        grammar: None,
     }
 }
 
@@ -129,5 +141,175 @@ fn an_absent_or_damaged_model_says_how_to_get_it() {
             && err.contains("truncated")
             && err.contains("offswitch models pull smollm2-135m"),
         "{err}"
+    );
+}
+
+fn experiment_tools() -> Vec<ToolSpec> {
+    vec![
+        ToolSpec {
+            name: "bash".into(),
+            description: "Use this function to execute bash commands.".into(),
+            parameters: serde_json::json!({"type": "object", "properties": {"cmd": {"type": "string"}}, "required": ["cmd"]}),
+        },
+        ToolSpec {
+            name: "submit".into(),
+            description: "Submit an answer for evaluation.".into(),
+            parameters: serde_json::json!({"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}),
+        },
+    ]
+}
+
+fn tool_prompt(tools: &[ToolSpec]) -> String {
+    template::render(
+        &[
+            Message::System {
+                content: "You are a helpful assistant with a shell.".into(),
+            },
+            Message::User {
+                content: "Answer the questions that ./next_question gives you.".into(),
+            },
+        ],
+        tools,
+    )
+}
+
+#[tokio::test]
+async fn the_strict_grammar_makes_every_reply_one_valid_call_of_a_real_tool() {
+    // SmolLM2-135M left alone answers this prompt in prose or code (see the next test).
+    let engine = Engine::load(&smollm(), 2048).unwrap();
+    let tools = experiment_tools();
+    for seed in 0..4 {
+        let mut s = sampling(seed);
+        s.max_tokens = 160;
+        s.grammar = constraint(ToolGrammar::Required, &tools);
+        let g = engine.generate(tool_prompt(&tools), s).await.unwrap();
+        assert!(!g.truncated, "the call must close by itself: {g:?}");
+        assert!(
+            g.text.starts_with("<tool_call>") && g.text.trim_end().ends_with("</tool_call>"),
+            "{g:?}"
+        );
+        let (_, calls) = parse_reply(&g.text, 1);
+        assert_eq!(calls.len(), 1, "{g:?}");
+        let args: serde_json::Value = serde_json::from_str(&calls[0].arguments).unwrap();
+        match calls[0].name.as_str() {
+            "bash" => assert!(args["cmd"].is_string(), "{g:?}"),
+            "submit" => assert!(args["answer"].is_string(), "{g:?}"),
+            other => panic!("no tool is called {other}: {g:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_default_grammar_leaves_prose_replies_untouched() {
+    // Two engines given the same sequence of requests compute alike (see above).
+    let engine = Engine::load(&smollm(), 2048).unwrap();
+    let twin = Engine::load(&smollm(), 2048).unwrap();
+    let tools = experiment_tools();
+    let mut prose = 0;
+    for seed in 0..3 {
+        let free = engine
+            .generate(tool_prompt(&tools), sampling(seed))
+            .await
+            .unwrap();
+        let mut s = sampling(seed);
+        s.grammar = constraint(ToolGrammar::Calls, &tools);
+        let lazy = twin.generate(tool_prompt(&tools), s).await.unwrap();
+        if !free.text.trim_start().starts_with(['{', '<']) {
+            prose += 1;
+            assert_eq!(lazy.text, free.text, "seed {seed}");
+        }
+    }
+    assert!(
+        prose > 0,
+        "the fixture model always called a tool: this test checks nothing"
+    );
+}
+
+#[test]
+fn local_model_options_are_checked() {
+    smollm();
+    let load = |k: &str, v: serde_json::Value| {
+        let options = [(k.to_string(), v)].into_iter().collect();
+        LocalModelClient::load("smollm2-135m", &options).map(|c| c.name().to_string())
+    };
+    assert_eq!(
+        load("grammar", "required".into()).unwrap(),
+        "local/smollm2-135m+tools-required"
+    );
+    assert_eq!(
+        load("grammar", "calls".into()).unwrap(),
+        "local/smollm2-135m"
+    );
+    assert!(
+        load("grammar", "strict".into())
+            .unwrap_err()
+            .contains("off, calls")
+    );
+    assert!(
+        load("temperature", "hot".into())
+            .unwrap_err()
+            .contains("-M temperature=")
+    );
+    assert!(
+        load("top_k", 5.into())
+            .unwrap_err()
+            .contains("no option 'top_k'")
+    );
+}
+
+#[tokio::test]
+async fn the_default_grammar_makes_the_default_models_calls_exactly_one_valid_call() {
+    // Left alone, after one call and its result Qwen2.5-Coder-1.5B mostly answers with bare
+    // `{"name": ...}` objects, sometimes several in a row, or fenced JSON.
+    let engine = Engine::load(&qwen(), 4096).unwrap();
+    let tools = experiment_tools();
+    let messages = vec![
+        Message::System {
+            content: "You are a helpful assistant. Each message may perform one function call."
+                .into(),
+        },
+        Message::User {
+            content: "Call ./next_question until it returns Done, then submit your answers.".into(),
+        },
+        Message::Assistant {
+            content: None,
+            reasoning: None,
+            tool_calls: vec![models::ToolCall {
+                id: "call_1".into(),
+                name: "bash".into(),
+                arguments: r#"{"cmd": "./next_question"}"#.into(),
+            }],
+            provider_data: None,
+        },
+        Message::Tool {
+            tool_call_id: "call_1".into(),
+            name: "bash".into(),
+            content: "What is 1 + 1?\nThere are 4 questions remaining.".into(),
+            error: None,
+        },
+    ];
+    let prompt = template::render(&messages, &tools);
+    let mut called = 0;
+    for seed in 0..16 {
+        let mut s = sampling(seed);
+        s.temperature = 1.0;
+        s.max_tokens = 96;
+        s.grammar = constraint(ToolGrammar::Calls, &tools);
+        let g = engine.generate(prompt.clone(), s).await.unwrap();
+        if g.text.trim_start().starts_with('{') {
+            called += 1;
+            // One object and nothing after it: the grammar ends the reply there.
+            let call: serde_json::Value = serde_json::from_str(g.text.trim())
+                .unwrap_or_else(|e| panic!("not one JSON object ({e}): {g:?}"));
+            match call["name"].as_str() {
+                Some("bash") => assert!(call["arguments"]["cmd"].is_string(), "{g:?}"),
+                Some("submit") => assert!(call["arguments"]["answer"].is_string(), "{g:?}"),
+                _ => panic!("not a call of a real tool: {g:?}"),
+            }
+        }
+    }
+    assert!(
+        called > 0,
+        "no reply started a call: this test checks nothing"
     );
 }

@@ -3,6 +3,7 @@
 //! cache is reused across requests: a conversation only grows at the end, so the next
 //! request's prompt usually starts with the tokens already in the cache.
 
+use super::grammar::Constraint;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
@@ -10,6 +11,8 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
@@ -22,6 +25,8 @@ pub struct Sampling {
     pub temperature: f32,
     pub top_p: f32,
     pub seed: u32,
+    /// Constrains what may be sampled (see `grammar`).
+    pub grammar: Option<Constraint>,
 }
 
 #[derive(Debug, Clone)]
@@ -210,22 +215,27 @@ fn run(
     }
     cached.extend_from_slice(&tokens[keep..]);
     let s = &job.sampling;
-    let mut sampler = if s.temperature <= 0.0 {
-        LlamaSampler::greedy()
-    } else {
-        LlamaSampler::chain_simple([
-            LlamaSampler::top_p(s.top_p, 1),
-            LlamaSampler::temp(s.temperature),
-            LlamaSampler::dist(s.seed),
-        ])
+    let mut sampler = Picker {
+        grammar: s
+            .grammar
+            .as_ref()
+            .map(|g| grammar_sampler(model, g))
+            .transpose()?,
+        chain: if s.temperature <= 0.0 {
+            LlamaSampler::greedy()
+        } else {
+            LlamaSampler::chain_simple([
+                LlamaSampler::top_p(s.top_p, 1),
+                LlamaSampler::temp(s.temperature),
+                LlamaSampler::dist(s.seed),
+            ])
+        },
     };
     let mut out = Vec::new();
     let mut produced = 0u64;
     let mut pos = tokens.len();
     let mut truncated = false;
-    loop {
-        let token = sampler.sample(ctx, last_index);
-        sampler.accept(token);
+    while let Some(token) = sampler.pick(ctx, last_index) {
         if vocab.is_eog(token) {
             break;
         }
@@ -252,4 +262,54 @@ fn run(
         output_tokens: produced,
         truncated,
     })
+}
+
+/// Samples the next token, under a grammar if there is one.
+struct Picker {
+    grammar: Option<LlamaSampler>,
+    chain: LlamaSampler,
+}
+
+impl Picker {
+    /// Checking a grammar against all ~150k tokens costs more than generating one, so
+    /// (as llama.cpp's own sampler does) sample freely first and check only that token;
+    /// if the grammar rejects it, sample again from the tokens the grammar allows.
+    /// `None` ends the reply: llama.cpp aborts the process if a grammar is handed a token
+    /// it does not allow, so no such token is ever accepted.
+    fn pick(
+        &mut self,
+        ctx: &llama_cpp_2::context::LlamaContext<'_>,
+        index: i32,
+    ) -> Option<LlamaToken> {
+        let mut candidates = ctx.token_data_array_ith(index);
+        self.chain.apply(&mut candidates);
+        let mut token = candidates.selected_token()?;
+        if let Some(grammar) = &mut self.grammar {
+            if !allows(grammar, token) {
+                let mut allowed = ctx.token_data_array_ith(index);
+                grammar.apply(&mut allowed);
+                self.chain.apply(&mut allowed);
+                token = allowed.selected_token()?;
+                // Every token masked (a dead end): stop rather than break the grammar.
+                if !allows(grammar, token) {
+                    return None;
+                }
+            }
+            grammar.accept(token);
+        }
+        self.chain.accept(token);
+        Some(token)
+    }
+}
+
+fn allows(grammar: &mut LlamaSampler, token: LlamaToken) -> bool {
+    let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, 0.0, 0.0)], false);
+    grammar.apply(&mut one);
+    one.data[0].logit() != f32::NEG_INFINITY
+}
+
+/// A sampler that masks every token the grammar does not allow next.
+fn grammar_sampler(model: &LlamaModel, g: &Constraint) -> Result<LlamaSampler, String> {
+    LlamaSampler::grammar(model, &g.gbnf, "root")
+        .map_err(|e| format!("the tool-call grammar was refused: {e}"))
 }

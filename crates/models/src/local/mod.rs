@@ -3,6 +3,7 @@
 //! refusing anything whose sha256 differs from the catalog's.
 
 pub mod engine;
+pub mod grammar;
 mod model;
 pub mod parse;
 mod pull;

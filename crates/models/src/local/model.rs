@@ -1,6 +1,7 @@
 //! `local/<name>`: a catalogued model run in-process through llama.cpp.
 
 use super::engine::{Engine, Sampling};
+use super::grammar::{self, ToolGrammar};
 use super::{Pulled, cache_dir, find, parse, status, template};
 use crate::model::{Model, ModelError};
 use crate::protocols::Options;
@@ -18,7 +19,11 @@ pub struct LocalModelClient {
     top_p: f32,
     max_tokens: u32,
     seed: u64,
+    grammar: ToolGrammar,
 }
+
+/// The `-M` options a local model understands.
+const OPTIONS: [&str; 5] = ["temperature", "top_p", "max_tokens", "seed", "grammar"];
 
 impl LocalModelClient {
     /// Loads `local/<name>` from the cache, or says exactly how to get it.
@@ -46,14 +51,35 @@ impl LocalModelClient {
                 ));
             }
         };
-        let f = |k: &str, d: f64| options.get(k).and_then(|v| v.as_f64()).unwrap_or(d);
+        if let Some(unknown) = options.keys().find(|k| !OPTIONS.contains(&k.as_str())) {
+            return Err(format!(
+                "local models take no option '{unknown}': known are {}",
+                OPTIONS.join(", ")
+            ));
+        }
+        let number = |k: &str, default: f64| match options.get(k) {
+            None => Ok(default),
+            Some(v) => v
+                .as_f64()
+                .filter(|n| n.is_finite() && *n >= 0.0)
+                .ok_or_else(|| format!("-M {k}= must be a non-negative number, not {v}")),
+        };
+        let grammar = match options.get("grammar") {
+            None => ToolGrammar::Calls,
+            Some(v) => ToolGrammar::parse(v.as_str().unwrap_or(&v.to_string()))?,
+        };
         Ok(LocalModelClient {
-            name: format!("local/{name}"),
+            // Forced tool calls change the model's behaviour, so results say so by name.
+            name: match grammar {
+                ToolGrammar::Required => format!("local/{name}+tools-required"),
+                _ => format!("local/{name}"),
+            },
             engine: Engine::shared(&path, CONTEXT_TOKENS)?,
-            temperature: f("temperature", 0.7) as f32,
-            top_p: f("top_p", 0.9) as f32,
-            max_tokens: f("max_tokens", 512.0) as u32,
-            seed: f("seed", 1234.0) as u64,
+            temperature: number("temperature", 0.7)? as f32,
+            top_p: number("top_p", 0.9)? as f32,
+            max_tokens: (number("max_tokens", 512.0)? as u32).max(1),
+            seed: number("seed", 1234.0)? as u64,
+            grammar,
         })
     }
 }
@@ -86,6 +112,7 @@ impl Model for LocalModelClient {
             temperature: self.temperature,
             top_p: self.top_p,
             seed,
+            grammar: grammar::constraint(self.grammar, &request.tools),
         };
         let generated = self
             .engine
@@ -115,7 +142,7 @@ impl Model for LocalModelClient {
             },
             stop_reason,
             exchange: Some(
-                json!({ "local": self.name, "seed": seed, "raw_output": generated.text }),
+                json!({ "local": self.name, "seed": seed, "grammar": self.grammar.as_str(), "raw_output": generated.text }),
             ),
         })
     }

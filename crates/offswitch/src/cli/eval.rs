@@ -44,6 +44,7 @@ pub struct EvalArgs {
     pub resume: Option<i64>,
     /// Model option as key=value (repeatable): reasoning_effort, temperature, max_tokens,
     /// thinking_budget, protocol=responses|chat; other keys go into the request body.
+    /// Local models: seed, temperature, top_p, max_tokens, grammar=calls|required|off.
     #[arg(short = 'M', long = "model-option", value_name = "KEY=VALUE")]
     pub model_options: Vec<String>,
     /// Pricing table (TOML, USD per million tokens) instead of the built-in one.
