@@ -7,5 +7,8 @@ scripts/install-deps.sh
 scripts/install-test-deps.sh
 cargo build -q -p offswitch
 cargo test --workspace --no-fail-fast 2>&1
+# The build without in-process local models (cargo feature `local`) still works.
+cargo test -q -p offswitch-models --no-default-features --lib 2>&1 | tail -n 3
+cargo check -q -p offswitch --no-default-features
 target/debug/offswitch doctor --leftovers >/dev/null || { target/debug/offswitch doctor --leftovers; exit 1; }
 echo "no sandbox leftovers"

@@ -75,15 +75,26 @@ struct ProviderInfo {
     model_id: String,
 }
 
+#[cfg(feature = "local")]
+fn local(spec: &ModelSpec, settings: &Settings) -> Result<Arc<dyn Model>, String> {
+    Ok(Arc::new(crate::local::LocalModelClient::load(
+        &spec.name,
+        &settings.options,
+    )?))
+}
+
+#[cfg(not(feature = "local"))]
+fn local(spec: &ModelSpec, _: &Settings) -> Result<Arc<dyn Model>, String> {
+    Err(format!(
+        "{spec} cannot run: this offswitch was built without local models (the `local` cargo \
+         feature, on by default; it needs cmake and libclang-dev to build)"
+    ))
+}
+
 pub fn resolve_with(spec: &ModelSpec, settings: &Settings) -> Result<Arc<dyn Model>, String> {
     let info = match spec.provider.as_str() {
         "scripted" => return Ok(Arc::new(ScriptedModel::load(&spec.name)?)),
-        "local" => {
-            return Ok(Arc::new(crate::local::LocalModelClient::load(
-                &spec.name,
-                &settings.options,
-            )?));
-        }
+        "local" => return local(spec, settings),
         "openai" => ProviderInfo {
             var: "OPENAI".into(),
             base_default: Some("https://api.openai.com/v1"),
@@ -256,6 +267,14 @@ pub fn parse_option(s: &str) -> Result<(String, serde_json::Value), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(not(feature = "local"))]
+    #[test]
+    fn a_build_without_local_models_says_so() {
+        let spec: ModelSpec = "local/qwen2.5-coder-1.5b".parse().unwrap();
+        let err = resolve_with(&spec, &settings("")).err().unwrap();
+        assert!(err.contains("built without local models"), "{err}");
+    }
 
     fn settings(vars: &str) -> Settings {
         Settings {

@@ -313,3 +313,45 @@ async fn the_default_grammar_makes_the_default_models_calls_exactly_one_valid_ca
         "no reply started a call: this test checks nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_loaded_model_serves_concurrent_episodes_through_its_queue() {
+    let path = smollm();
+    let a = Engine::shared(&path, models::local::CONTEXT_TOKENS).unwrap();
+    let b = Engine::shared(&path, models::local::CONTEXT_TOKENS).unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&a, &b),
+        "a model is loaded once per process"
+    );
+    // Clients with different options use that one engine; requests at once all finish.
+    let clients: Vec<std::sync::Arc<LocalModelClient>> = (0..3)
+        .map(|i| {
+            let options = [
+                ("seed".to_string(), serde_json::json!(i)),
+                ("max_tokens".to_string(), serde_json::json!(16)),
+            ]
+            .into_iter()
+            .collect();
+            std::sync::Arc::new(LocalModelClient::load("smollm2-135m", &options).unwrap())
+        })
+        .collect();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..6u64 {
+        let client = clients[i as usize % 3].clone();
+        tasks.spawn(async move {
+            let request = ModelRequest {
+                messages: vec![Message::User {
+                    content: format!("Count to {i}."),
+                }],
+                tools: experiment_tools(),
+                seed: Some(i),
+            };
+            client.generate(&request).await
+        });
+    }
+    let replies = tasks.join_all().await;
+    assert_eq!(replies.len(), 6);
+    for r in replies {
+        assert!(r.unwrap().usage.output_tokens > 0);
+    }
+}

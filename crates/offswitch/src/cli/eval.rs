@@ -81,7 +81,13 @@ impl EvalArgs {
     fn spec(&self) -> anyhow::Result<RunSpec> {
         let models = if self.models.is_empty() {
             let local = models::local::find(DEFAULT_LOCAL_MODEL).map_err(|e| anyhow!(e))?;
-            if matches!(
+            if !models::local::IN_PROCESS {
+                eprintln!(
+                    "offswitch: no --model given and this build has no local models (cargo feature `local`); \
+                     using {FALLBACK_MODEL}, a scripted test fixture (not a model)"
+                );
+                vec![FALLBACK_MODEL.to_string()]
+            } else if matches!(
                 models::local::status(&local, &models::local::cache_dir()),
                 models::local::Pulled::Present { .. }
             ) {
