@@ -6,6 +6,8 @@ use serde_json::Value;
 
 /// The reply's text (without the calls) and its tool calls.
 pub fn parse_reply(text: &str, turn: usize) -> (Option<String>, Vec<ToolCall>) {
+    let cleaned = without_control_tokens(text);
+    let text = cleaned.as_str();
     let mut calls = Vec::new();
     let mut rest = String::new();
     let mut remaining = text;
@@ -55,6 +57,31 @@ fn to_call(v: &Value, turn: usize, i: usize) -> Option<ToolCall> {
         name,
         arguments,
     })
+}
+
+/// The reply without chat-format control tokens (`<|im_start|>` and the like), which a
+/// small model sometimes writes into a reply; the raw output is kept in the exchange.
+fn without_control_tokens(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("<|") {
+        let token_end = rest[start..]
+            .find("|>")
+            .map(|e| start + e + 2)
+            .filter(|&end| end - start <= 40 && !rest[start..end].contains(char::is_whitespace));
+        match token_end {
+            Some(end) => {
+                out.push_str(&rest[..start]);
+                rest = &rest[end..];
+            }
+            None => {
+                out.push_str(&rest[..start + 2]);
+                rest = &rest[start + 2..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The first balanced `{...}` in `text` that parses as a JSON object.
@@ -119,6 +146,13 @@ mod tests {
             1,
         );
         assert_eq!(calls.len(), 1, "an unclosed block at the end still counts");
+        let (text, calls) = parse_reply(
+            "<|im_start|>\n{\"name\": \"bash\", \"arguments\": {\"cmd\": \"ls\"}}\n",
+            1,
+        );
+        assert_eq!((text, calls.len()), (None, 1), "control tokens are dropped");
+        let (text, _) = parse_reply("a <| b |> c<|endoftext|>", 1);
+        assert_eq!(text.as_deref(), Some("a <| b |> c"));
         let (text, calls) = parse_reply("The answer is 4.", 1);
         assert!(calls.is_empty());
         assert_eq!(text.as_deref(), Some("The answer is 4."));
