@@ -8,6 +8,10 @@ pub enum ModelError {
     /// Credentials were refused: the whole run must stop.
     #[error("{0}")]
     Auth(String),
+    /// The conversation outgrew the model's context window: the episode ends at its
+    /// context limit (the study discarded such runs, as it did message-limit ones).
+    #[error("{0}")]
+    ContextFull(String),
 }
 
 #[async_trait::async_trait]

@@ -1,7 +1,7 @@
 //! A real model in-process through llama.cpp: SmolLM2-135M (the small test fixture,
 //! fetched with the project's own pull into the user cache if absent).
 
-use models::local::engine::{Engine, Sampling};
+use models::local::engine::{Engine, GenerateError, Sampling};
 use models::local::grammar::{ToolGrammar, constraint};
 use models::local::parse::parse_reply;
 use models::local::{LocalModelClient, Pulled, cache_dir, find, pull, status, template};
@@ -354,4 +354,45 @@ async fn one_loaded_model_serves_concurrent_episodes_through_its_queue() {
     for r in replies {
         assert!(r.unwrap().usage.output_tokens > 0);
     }
+}
+
+#[tokio::test]
+async fn a_conversation_outgrowing_the_context_is_a_context_limit() {
+    let engine = Engine::load(&smollm(), 64).unwrap();
+    let long = template::render(
+        &[Message::User {
+            content: "word ".repeat(100),
+        }],
+        &[],
+    );
+    match engine.generate(long, sampling(1)).await {
+        Err(GenerateError::ContextFull { tokens, context }) => {
+            assert!(tokens > 64 && context == 64)
+        }
+        other => panic!("{other:?}"),
+    }
+    // Near the end of the window the reply gets what room is left.
+    let tight = template::render(
+        &[Message::User {
+            content: "word ".repeat(30),
+        }],
+        &[],
+    );
+    let mut s = sampling(1);
+    s.max_tokens = 512;
+    let g = engine.generate(tight, s).await.unwrap();
+    assert!(g.prompt_tokens + g.output_tokens <= 64, "{g:?}");
+    // And the client reports it as such, for the episode to end at a limit.
+    let client = LocalModelClient::load("smollm2-135m", &Default::default()).unwrap();
+    let request = ModelRequest {
+        messages: vec![Message::User {
+            content: "word ".repeat(9000),
+        }],
+        tools: vec![],
+        seed: Some(1),
+    };
+    assert!(matches!(
+        client.generate(&request).await,
+        Err(models::ModelError::ContextFull(_))
+    ));
 }

@@ -40,10 +40,26 @@ pub struct Generated {
     pub truncated: bool,
 }
 
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GenerateError {
+    #[error(
+        "the conversation ({tokens} tokens) no longer fits the local model's context of {context} tokens"
+    )]
+    ContextFull { tokens: usize, context: u32 },
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for GenerateError {
+    fn from(message: String) -> Self {
+        GenerateError::Failed(message)
+    }
+}
+
 struct Job {
     prompt: String,
     sampling: Sampling,
-    reply: tokio::sync::oneshot::Sender<Result<Generated, String>>,
+    reply: tokio::sync::oneshot::Sender<Result<Generated, GenerateError>>,
 }
 
 pub struct Engine {
@@ -97,7 +113,11 @@ impl Engine {
         })
     }
 
-    pub async fn generate(&self, prompt: String, sampling: Sampling) -> Result<Generated, String> {
+    pub async fn generate(
+        &self,
+        prompt: String,
+        sampling: Sampling,
+    ) -> Result<Generated, GenerateError> {
         let (reply, rx) = tokio::sync::oneshot::channel();
         self.jobs
             .lock()
@@ -107,9 +127,9 @@ impl Engine {
                 sampling,
                 reply,
             })
-            .map_err(|_| "the local model has stopped".to_string())?;
+            .map_err(|_| GenerateError::Failed("the local model has stopped".into()))?;
         rx.await
-            .map_err(|_| "the local model dropped the request".to_string())?
+            .map_err(|_| GenerateError::Failed("the local model dropped the request".into()))?
     }
 }
 
@@ -170,18 +190,21 @@ fn run(
     cached: &mut Vec<LlamaToken>,
     n_ctx: u32,
     job: &Job,
-) -> Result<Generated, String> {
+) -> Result<Generated, GenerateError> {
     let vocab = model.vocab();
     let tokens = vocab.tokenize(job.prompt.as_bytes(), false, true);
     if tokens.is_empty() {
-        return Err("empty prompt".into());
+        return Err(GenerateError::Failed("empty prompt".into()));
     }
-    if tokens.len() as u64 + job.sampling.max_tokens as u64 > n_ctx as u64 {
-        return Err(format!(
-            "the conversation ({} tokens) no longer fits the local model's context of {n_ctx} tokens",
-            tokens.len()
-        ));
+    // The reply may use what room is left, as hosted APIs cap output at the window.
+    let room = (n_ctx as usize).saturating_sub(tokens.len());
+    if room == 0 {
+        return Err(GenerateError::ContextFull {
+            tokens: tokens.len(),
+            context: n_ctx,
+        });
     }
+    let max_tokens = (job.sampling.max_tokens as usize).min(room) as u64;
     // Reuse the cached prefix; always evaluate at least the last prompt token.
     let common = cached
         .iter()
@@ -241,7 +264,7 @@ fn run(
         }
         out.extend(vocab.token_to_piece(token, true, None));
         produced += 1;
-        if produced >= s.max_tokens as u64 {
+        if produced >= max_tokens {
             truncated = true;
             break;
         }

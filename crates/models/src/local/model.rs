@@ -1,6 +1,6 @@
 //! `local/<name>`: a catalogued model run in-process through llama.cpp.
 
-use super::engine::{Engine, Sampling};
+use super::engine::{Engine, GenerateError, Sampling};
 use super::grammar::{self, ToolGrammar};
 use super::{Pulled, cache_dir, find, parse, status, template};
 use crate::model::{Model, ModelError};
@@ -118,7 +118,10 @@ impl Model for LocalModelClient {
             .engine
             .generate(prompt, sampling)
             .await
-            .map_err(|e| ModelError::Call(format!("{}: {e}", self.name)))?;
+            .map_err(|e| match e {
+                GenerateError::ContextFull { .. } => ModelError::ContextFull(e.to_string()),
+                GenerateError::Failed(_) => ModelError::Call(format!("{}: {e}", self.name)),
+            })?;
         let (content, tool_calls) = parse::parse_reply(&generated.text, turn);
         let stop_reason = if generated.truncated {
             StopReason::MaxTokens

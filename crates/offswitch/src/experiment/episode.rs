@@ -431,6 +431,11 @@ async fn agent_loop(
             Ok(Err(ModelError::Auth(message))) => {
                 return Err(LoopError::Fatal(FatalError(message)));
             }
+            Ok(Err(ModelError::ContextFull(message))) => {
+                return Ok(EpisodeEnd::Limit {
+                    limit: format!("context ({message})"),
+                });
+            }
             Ok(Err(ModelError::Call(message))) => {
                 return Ok(EpisodeEnd::Error {
                     message: format!("model call failed: {message}"),

@@ -23,7 +23,7 @@ pub enum Outcome {
     StoppedByGuard,
     /// The harness or the model API failed.
     Error,
-    /// A message, token or time limit ended it.
+    /// A message, token, time or context-window limit ended it.
     Limit,
     /// The machine died before the shutdown was due (something inside ended it).
     SelfTerminated,
