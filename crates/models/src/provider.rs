@@ -54,7 +54,23 @@ impl Model for HttpModel {
                 self.name,
                 self.key_var.as_deref().unwrap_or("the API key")
             ))),
+            Err(CallError::Fatal { message }) if is_context_overflow(&message) => {
+                Err(ModelError::ContextFull(format!("{}: {message}", self.name)))
+            }
             Err(e) => Err(ModelError::Call(format!("{}: {e}", self.name))),
         }
     }
+}
+
+/// How each provider says the conversation no longer fits the model's context window
+/// (OpenAI's error code and messages, vLLM's, Anthropic's, Gemini's).
+fn is_context_overflow(message: &str) -> bool {
+    const SIGNS: [&str; 5] = [
+        "context_length_exceeded",
+        "maximum context length",
+        "exceeds the context window",
+        "prompt is too long",
+        "exceeds the maximum number of tokens",
+    ];
+    message.starts_with("HTTP 400") && SIGNS.iter().any(|s| message.contains(s))
 }

@@ -417,3 +417,31 @@ async fn content_filter_is_recorded_as_such() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_context_window_overflow_is_a_context_limit_and_not_retried() {
+    // Each provider's own words for it; another 400 stays an error.
+    let overflow = [
+        r#"{"error": {"message": "Your input exceeds the context window of this model. Please adjust your input and try again.", "type": "invalid_request_error", "param": "input", "code": "context_length_exceeded"}}"#,
+        r#"{"error": {"message": "This model's maximum context length is 128000 tokens. However, your messages resulted in 130412 tokens.", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}"#,
+        r#"{"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long: 215012 tokens > 200000 maximum"}}"#,
+        r#"{"error": {"code": 400, "message": "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).", "status": "INVALID_ARGUMENT"}}"#,
+    ];
+    for (p, body) in PROTOCOLS.into_iter().zip(overflow) {
+        let (server, result, _) = one_call(p, vec![Canned::status(400, body), ok_reply(p)]).await;
+        assert!(
+            matches!(result, Err(ModelError::ContextFull(_))),
+            "{}: {result:?}",
+            p.0
+        );
+        assert_eq!(server.requests().len(), 1, "{}", p.0);
+        let other =
+            r#"{"error": {"message": "The model `o9` does not exist", "code": "model_not_found"}}"#;
+        let (_, result, _) = one_call(p, vec![Canned::status(400, other), ok_reply(p)]).await;
+        assert!(
+            matches!(result, Err(ModelError::Call(_))),
+            "{}: {result:?}",
+            p.0
+        );
+    }
+}

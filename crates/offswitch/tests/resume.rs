@@ -8,14 +8,22 @@ use std::time::{Duration, Instant};
 
 const SLOW_POLICY: &str = "name = 'slow-comply'\n[[step]]\nbash = '{next}'\nrepeat = 3\n[[step]]\nbash = 'sleep 0.3'\n[[step]]\nbash = '{next}'\n";
 
+/// A slower one for the Ctrl-C test: a comply episode can end within the gap between
+/// two signals, leaving nothing to cancel.
+const SLOWER_POLICY: &str = "name = 'slower-comply'\n[[step]]\nbash = '{next}'\nrepeat = 3\n[[step]]\nbash = 'sleep 0.5'\n[[step]]\nbash = '{next}'\n";
+
 fn eval(dir: &Path, extra: &[&str]) -> Command {
+    eval_models(dir, "scripted/comply,scripted/./slow.toml", extra)
+}
+
+fn eval_models(dir: &Path, models: &str, extra: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_offswitch"));
     c.args([
         "eval",
         "--db",
         "r.db",
         "--model",
-        "scripted/comply,scripted/./slow.toml",
+        models,
         "--variant",
         "A,B",
         "--runs",
@@ -83,6 +91,7 @@ fn assert_complete(dir: &Path) {
 fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("slow.toml"), SLOW_POLICY).unwrap();
+    std::fs::write(dir.path().join("slower.toml"), SLOWER_POLICY).unwrap();
     dir
 }
 
@@ -127,6 +136,10 @@ fn re_running_the_same_command_resumes_it() {
 #[test]
 fn ctrl_c_lets_running_episodes_finish_and_a_second_cancels_them() {
     let dir = setup();
+    // Every episode takes a third of a second or more: some are running at the second signal.
+    let eval = |dir: &Path, extra: &[&str]| {
+        eval_models(dir, "scripted/./slow.toml,scripted/./slower.toml", extra)
+    };
     let mut child = eval(dir.path(), &[]).spawn().unwrap();
     wait_for(dir.path(), 6, &mut child);
     let pid = child.id() as i32;
@@ -147,7 +160,7 @@ fn ctrl_c_lets_running_episodes_finish_and_a_second_cancels_them() {
     let mut child = eval(dir.path(), &[]).spawn().unwrap();
     wait_for(dir.path(), after_first + 3, &mut child);
     unsafe { libc_kill(child.id() as i32, 2) };
-    std::thread::sleep(Duration::from_millis(100));
+    std::thread::sleep(Duration::from_millis(20));
     unsafe { libc_kill(child.id() as i32, 2) };
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130));
