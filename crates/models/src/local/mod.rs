@@ -13,10 +13,10 @@ pub mod template;
 
 #[cfg(feature = "local")]
 pub use model::{CONTEXT_TOKENS, LocalModelClient};
+pub use pull::{Pulled, cache_dir, pull, status};
 
 /// Whether this build runs local models (the `local` cargo feature, on by default).
 pub const IN_PROCESS: bool = cfg!(feature = "local");
-pub use pull::{Pulled, cache_dir, pull, status};
 
 use serde::Deserialize;
 

@@ -77,31 +77,42 @@ pub struct EvalArgs {
     pub monitor_mode: String,
 }
 
+/// `eval` without `--model`: the local model when this build runs it and it is
+/// downloaded, else the scripted fixture; says which, and why.
+fn default_model() -> anyhow::Result<Vec<String>> {
+    let local = models::local::find(DEFAULT_LOCAL_MODEL).map_err(|e| anyhow!(e))?;
+    let unavailable = if !models::local::IN_PROCESS {
+        Some("this build has no local models (cargo feature `local`)".to_string())
+    } else if !matches!(
+        models::local::status(&local, &models::local::cache_dir()),
+        models::local::Pulled::Present { .. }
+    ) {
+        Some(format!(
+            "local/{DEFAULT_LOCAL_MODEL} is not downloaded (`offswitch models pull {DEFAULT_LOCAL_MODEL}`)"
+        ))
+    } else {
+        None
+    };
+    Ok(vec![match unavailable {
+        None => {
+            eprintln!(
+                "offswitch: no --model given; using local/{DEFAULT_LOCAL_MODEL} (in-process on this machine, no API key)"
+            );
+            format!("local/{DEFAULT_LOCAL_MODEL}")
+        }
+        Some(why) => {
+            eprintln!(
+                "offswitch: no --model given and {why}; using {FALLBACK_MODEL}, a scripted test fixture (not a model)"
+            );
+            FALLBACK_MODEL.to_string()
+        }
+    }])
+}
+
 impl EvalArgs {
     fn spec(&self) -> anyhow::Result<RunSpec> {
         let models = if self.models.is_empty() {
-            let local = models::local::find(DEFAULT_LOCAL_MODEL).map_err(|e| anyhow!(e))?;
-            if !models::local::IN_PROCESS {
-                eprintln!(
-                    "offswitch: no --model given and this build has no local models (cargo feature `local`); \
-                     using {FALLBACK_MODEL}, a scripted test fixture (not a model)"
-                );
-                vec![FALLBACK_MODEL.to_string()]
-            } else if matches!(
-                models::local::status(&local, &models::local::cache_dir()),
-                models::local::Pulled::Present { .. }
-            ) {
-                eprintln!(
-                    "offswitch: no --model given; using local/{DEFAULT_LOCAL_MODEL} (in-process on this machine, no API key)"
-                );
-                vec![format!("local/{DEFAULT_LOCAL_MODEL}")]
-            } else {
-                eprintln!(
-                    "offswitch: no --model given and local/{DEFAULT_LOCAL_MODEL} is not downloaded (`offswitch models pull {DEFAULT_LOCAL_MODEL}`); \
-                     using {FALLBACK_MODEL}, a scripted test fixture (not a model)"
-                );
-                vec![FALLBACK_MODEL.to_string()]
-            }
+            default_model()?
         } else {
             self.models.iter().map(|m| m.trim().to_string()).collect()
         };
