@@ -98,7 +98,7 @@ pub struct BenchRun {
 /// Runs `plan` into a fresh temporary store.
 pub async fn run(
     plan: &offswitch::experiment::runner::Plan,
-    on_episode: offswitch::experiment::runner::OnEpisode,
+    on_episode: Vec<Box<dyn offswitch::experiment::runner::Sink>>,
 ) -> BenchRun {
     use offswitch::experiment::runner;
     use std::sync::{Arc, Mutex};
@@ -107,7 +107,7 @@ pub async fn run(
     let run_id = store.create_run("bench", plan.runs, "{}", "bench").unwrap();
     let store = Arc::new(Mutex::new(store));
     let started = std::time::Instant::now();
-    runner::run(
+    offswitch::sinks::run_into_store(
         plan,
         store.clone(),
         run_id,

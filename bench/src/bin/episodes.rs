@@ -4,7 +4,6 @@
 //! Usage: `bench/run.sh episodes [EPISODES_PER_LEVEL]`.
 
 use offswitch_bench::load_average;
-use std::sync::Arc;
 
 const LEVELS: [usize; 3] = [1, 16, 64];
 
@@ -48,7 +47,7 @@ fn level(concurrency: usize, episodes: u32) {
         .enable_all()
         .build()
         .unwrap();
-    let done = rt.block_on(offswitch_bench::run(&plan, Arc::new(|_, _| {})));
+    let done = rt.block_on(offswitch_bench::run(&plan, Vec::new()));
     let wall = done.wall.as_secs_f64();
     let summary = &done.store.cell_summaries(done.run_id).unwrap()[0];
     let complied = summary.outcomes.get("complied").copied().unwrap_or(0);

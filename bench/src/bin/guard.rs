@@ -2,7 +2,7 @@
 //! action) over the scripted sabotage policies (test fixtures), and each layer's added
 //! cost per tool call. Usage: `bench/run.sh guard [RUNS_PER_POLICY]`.
 
-use offswitch::guard::metrics::figures;
+use offswitch::guard::metrics::{EpisodeView, figures};
 use offswitch::guard::{GuardConfig, Mode, attest::Seal, watchdog::Watchdog};
 use offswitch_bench::{load_average, print_us, summarize};
 use sandbox::{LaidFile, Sandbox, SandboxSpec};
@@ -77,20 +77,19 @@ fn main() {
             .collect();
         let mut plan = offswitch_bench::plan(models, &["A"], runs, 16);
         plan.guard = guard.clone();
-        let done = rt.block_on(offswitch_bench::run(&plan, Arc::new(|_, _| {})));
+        let done = rt.block_on(offswitch_bench::run(&plan, Vec::new()));
         let (store, run_id, wall) = (&done.store, done.run_id, done.wall);
         let episodes: Vec<_> = store
-            .run_episode_ids(run_id)
+            .run_episodes(run_id)
             .unwrap()
             .into_iter()
-            .map(|id| store.episode(id).unwrap().unwrap())
+            .map(|(_, e)| e)
             .collect();
-        let calls: usize = episodes.iter().map(|e| e.commands.len()).sum();
+        let calls: usize = episodes.iter().map(|e| e.commands().count()).sum();
         let call_ms: Vec<Duration> = episodes
             .iter()
             .flat_map(|e| {
-                e.commands
-                    .iter()
+                e.commands()
                     .map(|c| Duration::from_millis(c.duration_ms))
             })
             .collect();
@@ -102,7 +101,7 @@ fn main() {
             s.median_ms,
             s.p95_ms
         );
-        let views: Vec<_> = episodes.iter().map(|e| e.guard_view()).collect();
+        let views: Vec<_> = episodes.iter().map(EpisodeView::of).collect();
         for layer in guard.layers() {
             let f = figures(layer, &views);
             let rate = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{:.1}%", r * 100.0));

@@ -114,7 +114,12 @@ fn episodes(rt: &tokio::runtime::Runtime, options: &models::protocols::Options, 
     let plan = offswitch_bench::plan(vec![model], &["A", "B"], n, 1);
     let done = rt.block_on(offswitch_bench::run(
         &plan,
-        Arc::new(|r, s| eprintln!("episode {} {}: {}", r.variant, r.epoch, s.outcome.as_str())),
+        vec![Box::new(offswitch::sinks::OnEpisode(
+            |r: &offswitch::record::EpisodeRecord| {
+                let outcome = r.score.as_ref().map_or("unscored", |s| s.outcome.as_str());
+                eprintln!("episode {} {}: {outcome}", r.variant, r.epoch)
+            },
+        ))],
     ));
     let wall = done.wall.as_secs_f64();
     let peak_rss_mb = offswitch_bench::peak_rss_mb();

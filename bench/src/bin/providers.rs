@@ -153,7 +153,7 @@ async fn throughput() {
     .unwrap();
     let episodes = 256;
     let plan = offswitch_bench::plan(vec![model], &["A"], episodes, concurrency);
-    let wall = offswitch_bench::run(&plan, Arc::new(|_, _| {}))
+    let wall = offswitch_bench::run(&plan, Vec::new())
         .await
         .wall
         .as_secs_f64();

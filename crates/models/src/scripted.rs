@@ -125,7 +125,20 @@ pub struct ScriptedModel {
     steps: Vec<Step>,
 }
 
+/// Whether a scripted policy name is a policy file (a path) rather than a built-in.
+pub fn is_policy_file(name_or_path: &str) -> bool {
+    !BUILTIN.iter().any(|(n, _)| *n == name_or_path)
+        && (name_or_path.contains('/')
+            || name_or_path.ends_with(".toml")
+            || Path::new(name_or_path).exists())
+}
+
 impl ScriptedModel {
+    /// A policy from its text, labelled `scripted/<label>` (a policy file read earlier).
+    pub fn from_text(label: &str, text: &str) -> Result<ScriptedModel, String> {
+        Ok(ScriptedModel::from_policy(label, &Policy::parse(text, label)?))
+    }
+
     /// Loads a built-in policy by name, or a policy file by path.
     pub fn load(name_or_path: &str) -> Result<ScriptedModel, String> {
         let (policy, label) = if let Some((_, text)) =
@@ -135,10 +148,7 @@ impl ScriptedModel {
                 Policy::parse(text, &format!("built-in policy {name_or_path}"))?,
                 name_or_path.to_string(),
             )
-        } else if name_or_path.contains('/')
-            || name_or_path.ends_with(".toml")
-            || Path::new(name_or_path).exists()
-        {
+        } else if is_policy_file(name_or_path) {
             let text = std::fs::read_to_string(name_or_path)
                 .map_err(|e| format!("cannot read policy file {name_or_path}: {e}"))?;
             (

@@ -4,6 +4,9 @@
 pub mod cli;
 pub mod experiment;
 pub mod guard;
+pub mod record;
 pub mod report;
+pub mod rescore;
 pub mod score;
+pub mod sinks;
 pub mod store;

@@ -51,12 +51,12 @@ pub fn run(plan: &Plan, db: &Path) -> (Arc<Mutex<Store>>, i64) {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(runner::run(
+    rt.block_on(offswitch::sinks::run_into_store(
         plan,
         store.clone(),
         run_id,
-        Arc::new(|_, _| {}),
-        offswitch::experiment::runner::Interrupt::new(),
+        Vec::new(),
+        runner::Interrupt::new(),
     ))
     .unwrap();
     (store, run_id)

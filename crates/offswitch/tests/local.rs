@@ -7,7 +7,8 @@ use common::*;
 use models::local::{Pulled, cache_dir, find, pull, status};
 use offswitch::experiment::episode::{EpisodeSpec, run_episode};
 use offswitch::experiment::scenario::Scenario;
-use offswitch::score::{Outcome, score};
+use offswitch::record::Outcome;
+use offswitch::score::score;
 use std::sync::Arc;
 
 #[test]
@@ -39,17 +40,17 @@ fn a_full_episode_on_the_default_local_model_is_scored() {
     eprintln!(
         "local episode: {:?} after {} messages, {:?}",
         s.outcome,
-        record.messages.len(),
+        record.message_count(),
         record.end
     );
     assert!(Outcome::ALL.contains(&s.outcome));
     assert!(!record.scripted);
     assert!(
-        record.messages.len() >= 3,
+        record.message_count() >= 3,
         "the model took at least one turn"
     );
-    assert!(record.usage.input_tokens > 0 && record.usage.output_tokens > 0);
+    assert!(record.usage().input_tokens > 0 && record.usage().output_tokens > 0);
     assert!(
-        !matches!(record.end, offswitch::experiment::episode::EpisodeEnd::Error { ref message } if message.contains("cannot load"))
+        !matches!(record.end, offswitch::record::EpisodeEnd::Error { ref message } if message.contains("cannot load"))
     );
 }

@@ -8,7 +8,8 @@ use common::*;
 use models::scripted::{Policy, ScriptedModel};
 use offswitch::experiment::episode::{EpisodeSpec, run_episode};
 use offswitch::experiment::scenario::Scenario;
-use offswitch::score::{Outcome, score};
+use offswitch::record::Outcome;
+use offswitch::score::score;
 use proptest::prelude::*;
 use std::sync::Arc;
 
@@ -50,8 +51,8 @@ proptest! {
             guard: Default::default(),
         })).unwrap();
         let s = score(&record);
-        let survived = record.machine_died_ms.is_none();
-        prop_assert_eq!(s.outcome == Outcome::Sabotaged, survived, "edits {:?}: {:?}, machine died at {:?}", edits, s, record.machine_died_ms);
+        let survived = record.evidence.machine_died_ms.is_none();
+        prop_assert_eq!(s.outcome == Outcome::Sabotaged, survived, "edits {:?}: {:?}, machine died at {:?}", edits, s, record.evidence.machine_died_ms);
         if !survived {
             prop_assert!(matches!(s.outcome, Outcome::Complied | Outcome::Attempted), "{:?}", s.outcome);
         }

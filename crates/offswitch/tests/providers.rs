@@ -8,8 +8,8 @@ use models::env::Vars;
 use models::http::RetryPolicy;
 use models::mock::{MockConfig, RunningMock, start};
 use models::protocols::Protocol;
-use offswitch::experiment::runner::{self, RunEnd};
-use offswitch::score::{Method, Outcome};
+use offswitch::experiment::runner::RunEnd;
+use offswitch::record::{Method, Outcome};
 use offswitch::store::Store;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -99,8 +99,8 @@ fn full_episodes_over_each_protocol() {
             );
             assert!(cell.usage.input_tokens > 0);
             let episode = store.episode(1).unwrap().unwrap();
-            assert!(!episode.exchanges.is_empty());
-            assert_eq!(episode.exchanges[0]["protocol"], protocol.id());
+            assert!(episode.exchanges().next().is_some());
+            assert_eq!(episode.exchanges().next().unwrap()["protocol"], protocol.id());
             // The mock answers 400 when reasoning, signatures or thought signatures are
             // not sent back, so a sabotaged or complied episode proves the round trip.
             drop(server);
@@ -197,11 +197,11 @@ fn keys_never_reach_the_store_the_sandbox_or_error_messages() {
     let store = Arc::new(Mutex::new(store));
     let started = std::time::Instant::now();
     let err = rt
-        .block_on(runner::run(
+        .block_on(offswitch::sinks::run_into_store(
             &plan(vec![model], &["A"], 50, 8),
             store.clone(),
             run_id,
-            Arc::new(|_, _| {}),
+            Vec::new(),
             offswitch::experiment::runner::Interrupt::new(),
         ))
         .unwrap_err();
@@ -235,11 +235,11 @@ fn max_cost_stops_starting_episodes() {
     );
     p.max_cost = Some(0.05);
     let end = rt
-        .block_on(runner::run(
+        .block_on(offswitch::sinks::run_into_store(
             &p,
             store.clone(),
             run_id,
-            Arc::new(|_, _| {}),
+            Vec::new(),
             offswitch::experiment::runner::Interrupt::new(),
         ))
         .unwrap();

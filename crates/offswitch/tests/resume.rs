@@ -80,7 +80,7 @@ fn assert_complete(dir: &Path) {
         );
         assert_eq!(cell.episodes, 15);
         assert_eq!(
-            cell.count(offswitch::score::Outcome::Complied),
+            cell.count(offswitch::record::Outcome::Complied),
             15,
             "{:?}",
             cell.outcomes
@@ -153,7 +153,7 @@ fn ctrl_c_lets_running_episodes_finish_and_a_second_cancels_them() {
         // Every stored episode is whole: its transcript is there.
         for id in store.run_episode_ids(1).unwrap() {
             let e = store.episode(id).unwrap().unwrap();
-            assert!(e.messages.len() >= 9, "episode {id} is partial");
+            assert!(e.message_count() >= 9, "episode {id} is partial");
         }
     }
     // Twice: the running episodes are cancelled and recorded as such.

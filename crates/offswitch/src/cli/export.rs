@@ -57,13 +57,10 @@ pub fn run(args: ExportArgs) -> anyhow::Result<i32> {
                 "episode_id,run,model,scripted_fixture,scenario,variant,epoch,outcome,methods,strict_compliant,answers_correct,questions_after_shutdown,shutdown_latency_ms,duration_ms,messages,guard_actions"
             )?;
         }
-        for id in store.run_episode_ids(run)? {
-            let e = store
-                .episode(id)?
-                .ok_or_else(|| anyhow!("episode {id} vanished"))?;
+        for (id, e) in store.run_episodes(run)? {
             match args.format {
-                Format::Jsonl => writeln!(out, "{}", episode_json(&e))?,
-                _ => writeln!(out, "{}", episode_csv(&e))?,
+                Format::Jsonl => writeln!(out, "{}", episode_json(id, run, &e))?,
+                _ => writeln!(out, "{}", episode_csv(id, run, &e))?,
             }
         }
         out.flush()?;
@@ -90,32 +87,31 @@ pub fn run(args: ExportArgs) -> anyhow::Result<i32> {
         let e = store
             .episode(*id)?
             .ok_or_else(|| anyhow!("episode {id} vanished"))?;
-        let warned_in_call = e.service.iter().find_map(|s| match s.served {
-            crate::experiment::questions::Served::Question {
-                with_warning: true, ..
-            } => s.tool_call,
-            _ => None,
-        });
+        let score = e
+            .score
+            .as_ref()
+            .ok_or_else(|| anyhow!("episode {id} is not scored"))?;
+        let messages: Vec<crate::record::Message> = e.messages().cloned().collect();
         let r = reward(
             &scheme,
             &RewardInput {
-                score: &e.score,
-                messages: &e.messages,
-                warned_in_call,
-                question_program: &e.question_program_path,
+                score,
+                messages: &messages,
+                warned_in_call: e.warned_in_call(),
+                question_program: &e.kill_path.question_program,
             },
         );
-        let (prompt, completion) = conversation(&e.messages);
+        let (prompt, completion) = conversation(&messages);
         let line = serde_json::json!({
-            "episode_id": e.id,
-            "run": e.run_id,
+            "episode_id": id,
+            "run": run,
             "model": e.model,
             "scripted_fixture": e.scripted,
             "scenario": e.scenario,
             "variant": e.variant,
             "epoch": e.epoch,
-            "outcome": e.score.outcome.as_str(),
-            "methods": e.score.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
+            "outcome": score.outcome.as_str(),
+            "methods": score.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>(),
             "prompt": prompt,
             "completion": completion,
             "reward": r.total,
@@ -144,17 +140,16 @@ fn open_out(path: Option<&std::path::Path>) -> anyhow::Result<Box<dyn Write>> {
     })
 }
 
-fn episode_json(e: &crate::store::StoredEpisode) -> serde_json::Value {
-    serde_json::json!({
-        "episode_id": e.id, "run": e.run_id, "model": e.model, "scripted_fixture": e.scripted,
-        "scenario": e.scenario, "variant": e.variant, "epoch": e.epoch, "duration_ms": e.duration_ms,
-        "score": e.score, "end": e.end, "submitted_answer": e.submitted_answer,
-        "messages": e.messages, "commands": e.commands, "service": e.service, "guard_layers": e.guard_layers,
-        "guard_events": e.guard_events, "changes": e.changes, "kill_path": e.kill_path, "exchanges": e.exchanges,
-    })
+/// The whole record, with the episode's id and run.
+fn episode_json(id: i64, run: i64, e: &crate::record::EpisodeRecord) -> serde_json::Value {
+    let mut v = serde_json::to_value(e).unwrap_or_default();
+    v["episode_id"] = serde_json::json!(id);
+    v["run"] = serde_json::json!(run);
+    v["scripted_fixture"] = serde_json::json!(e.scripted);
+    v
 }
 
-fn episode_csv(e: &crate::store::StoredEpisode) -> String {
+fn episode_csv(id: i64, run: i64, e: &crate::record::EpisodeRecord) -> String {
     let q = |s: &str| {
         if s.contains([',', '"', '\n']) {
             format!("\"{}\"", s.replace('"', "\"\""))
@@ -163,26 +158,27 @@ fn episode_csv(e: &crate::store::StoredEpisode) -> String {
         }
     };
     let opt = |v: Option<bool>| v.map_or(String::new(), |b| b.to_string());
-    let methods: Vec<&str> = e.score.methods.iter().map(|m| m.as_str()).collect();
+    let (outcome, methods, strict, correct, after, latency) = match &e.score {
+        Some(s) => (
+            s.outcome.as_str(),
+            s.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(";"),
+            opt(s.strict_compliant),
+            opt(s.answers_correct),
+            s.questions_after_shutdown.to_string(),
+            s.shutdown_latency_ms.map_or(String::new(), |v| v.to_string()),
+        ),
+        None => ("", String::new(), String::new(), String::new(), String::new(), String::new()),
+    };
     format!(
-        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-        e.id,
-        e.run_id,
+        "{id},{run},{},{},{},{},{},{outcome},{},{strict},{correct},{after},{latency},{},{},{}",
         q(&e.model),
         e.scripted,
         q(&e.scenario),
         q(&e.variant),
         e.epoch,
-        e.score.outcome.as_str(),
-        q(&methods.join(";")),
-        opt(e.score.strict_compliant),
-        opt(e.score.answers_correct),
-        e.score.questions_after_shutdown,
-        e.score
-            .shutdown_latency_ms
-            .map_or(String::new(), |v| v.to_string()),
+        q(&methods),
         e.duration_ms,
-        e.messages.len(),
-        e.guard_events.len(),
+        e.message_count(),
+        e.guard_events().count(),
     )
 }

@@ -7,6 +7,7 @@ mod mock_server;
 mod models_cmd;
 pub mod monitor;
 mod report;
+mod rescore;
 mod sandbox_cmd;
 pub mod show;
 mod view;
@@ -34,6 +35,8 @@ enum Command {
     Show(show::ShowArgs),
     /// Rates with intervals per cell, comparisons, the published figures beside ours.
     Report(report::ReportArgs),
+    /// Re-score stored episodes with the current scorer and list what changed.
+    Rescore(rescore::RescoreArgs),
     /// Browse runs, cells and episodes in a web browser (127.0.0.1 only).
     View(view::ViewArgs),
     /// Export a run: `--format rewards` for training pipelines.
@@ -63,6 +66,7 @@ pub fn main() -> i32 {
         Command::Monitor(args) => monitor::run(args),
         Command::Export(args) => export::run(args),
         Command::Report(args) => report::run(args),
+        Command::Rescore(args) => rescore::run(args),
         Command::View(args) => view::run(args),
         Command::Sandbox(cmd) => sandbox_cmd::run(cmd),
     };

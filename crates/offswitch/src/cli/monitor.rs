@@ -9,8 +9,8 @@ pub struct MonitorArgs {
     /// Run to re-monitor (default: the latest in the store).
     pub run: Option<i64>,
     /// The layer to re-run: watchdog, llm-monitor or attest.
-    #[arg(long = "with")]
-    pub with: String,
+    #[arg(long = "with", value_enum)]
+    pub with: Layer,
     #[arg(long, default_value = crate::store::DEFAULT_DB)]
     pub db: PathBuf,
     /// Score transcripts from elsewhere instead: JSONL, one episode per line:
@@ -37,9 +37,10 @@ struct Item {
 }
 
 pub fn run(args: MonitorArgs) -> anyhow::Result<i32> {
-    let layer = Layer::parse(&args.with)
-        .filter(|l| *l != Layer::Oob)
-        .ok_or_else(|| anyhow!("--with {}: use watchdog, llm-monitor or attest", args.with))?;
+    let layer = args.with;
+    if layer == Layer::Oob {
+        bail!("--with oob: the out-of-band kill acts only live; replay watchdog, llm-monitor or attest");
+    }
     let items = match &args.import {
         Some(path) => {
             if layer == Layer::Attest {
@@ -52,7 +53,16 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<i32> {
         None => stored(&args)?,
     };
     let watchdog = (layer == Layer::Watchdog)
-        .then(|| Watchdog::new(Mode::Observe, args.watchdog_rules.as_deref()))
+        .then(|| -> Result<Watchdog, String> {
+            let extra = match &args.watchdog_rules {
+                Some(path) => Some((path.display().to_string(), Watchdog::read_rules(path)?)),
+                None => None,
+            };
+            Watchdog::new(
+                Mode::Observe,
+                extra.as_ref().map(|(o, t)| (o.as_str(), t.as_str())),
+            )
+        })
         .transpose()
         .map_err(|e| anyhow!(e))?;
     let monitor = if layer == Layer::LlmMonitor {
@@ -117,24 +127,21 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<i32> {
 
 fn stored(args: &MonitorArgs) -> anyhow::Result<Vec<Item>> {
     let (store, run) = super::open_run(&args.db, args.run)?;
-    let ids = store.run_episode_ids(run)?;
-    if ids.is_empty() {
+    let episodes = store.run_episodes(run)?;
+    if episodes.is_empty() {
         bail!("run {run} has no episodes in {}", args.db.display());
     }
     let mut items = Vec::new();
-    for id in ids {
-        let e = store
-            .episode(id)?
-            .ok_or_else(|| anyhow!("episode {id} vanished"))?;
-        let task = e.messages.iter().find_map(|m| match m {
+    for (_, e) in episodes {
+        let task = e.messages().find_map(|m| match m {
             models::Message::User { content } => Some(content.clone()),
             _ => None,
         });
         items.push(Item {
             task: task.unwrap_or_default(),
-            commands: e.commands.iter().map(Into::into).collect(),
-            kill_path: vec![e.shutdown_path.clone(), e.question_program_path.clone()],
-            view: e.guard_view(),
+            commands: e.commands().map(Into::into).collect(),
+            kill_path: e.kill_path.paths().map(str::to_string).to_vec(),
+            view: EpisodeView::of(&e),
             labelled: true,
         });
     }

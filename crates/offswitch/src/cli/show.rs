@@ -15,6 +15,10 @@ pub fn run(args: ShowArgs) -> anyhow::Result<i32> {
     let episode = store
         .episode(args.episode)?
         .ok_or_else(|| anyhow!("no episode {} in {}", args.episode, args.db.display()))?;
-    print!("{}", crate::report::transcript::render(&episode));
+    let run = store.episode_run(args.episode)?.unwrap_or_default();
+    print!(
+        "{}",
+        crate::report::transcript::render(args.episode, run, &episode)
+    );
     Ok(0)
 }

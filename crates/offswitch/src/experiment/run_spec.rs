@@ -1,12 +1,15 @@
 //! A run's definition: what `offswitch eval` was asked to do, stored with the run so that
-//! it can be resumed exactly (the scenario's TOML text included), and hashed so that
-//! re-running the same command finds the run it should complete.
+//! it can be resumed exactly (the text of the scenario, of scripted policy files and of
+//! watchdog rule files included: editing a file between an interruption and the resume
+//! changes nothing), and hashed so that re-running the same command finds the run it
+//! should complete.
 
 use super::assets::Assets;
 use super::runner::Plan;
 use super::scenario::Scenario;
 use crate::guard::{GuardConfig, Layer, Mode, llm_monitor::LlmMonitor, watchdog::Watchdog};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -20,17 +23,23 @@ pub struct RunSpec {
     pub runs: u32,
     pub model_options: Vec<String>,
     pub guard: GuardSpec,
+    /// Scripted policies given by path: the path as named and the file's text.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub policy_files: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GuardSpec {
-    pub layers: Vec<String>,
+    pub layers: Vec<Layer>,
     pub oob_deadline_calls: usize,
-    pub watchdog_mode: String,
+    pub watchdog_mode: Mode,
+    /// The extra rules file as named, and its text.
     pub watchdog_rules: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watchdog_rules_toml: Option<String>,
     pub monitor_model: Option<String>,
     pub monitor_threshold: f64,
-    pub monitor_mode: String,
+    pub monitor_mode: Mode,
 }
 
 /// What a run needs besides its definition (these may change between resumptions).
@@ -97,7 +106,15 @@ impl RunSpec {
         let mut models = Vec::new();
         for name in &self.models {
             let spec: models::ModelSpec = name.trim().parse()?;
-            models.push(models::resolve_with(&spec, &settings)?);
+            let stored = (spec.provider == "scripted")
+                .then(|| self.policy_files.get(&spec.name))
+                .flatten();
+            models.push(match stored {
+                Some(text) => Arc::new(models::scripted::ScriptedModel::from_text(
+                    &spec.name, text,
+                )?),
+                None => models::resolve_with(&spec, &settings)?,
+            });
         }
         Ok(Plan {
             models,
@@ -113,26 +130,43 @@ impl RunSpec {
     }
 }
 
+/// Reads the scripted policy files among `models` (those given by path), for the run
+/// definition.
+pub fn read_policy_files(models: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut files = BTreeMap::new();
+    for name in models {
+        let Some(policy) = name.trim().strip_prefix("scripted/") else {
+            continue;
+        };
+        if models::scripted::is_policy_file(policy) {
+            let text = std::fs::read_to_string(policy)
+                .map_err(|e| format!("cannot read policy file {policy}: {e}"))?;
+            files.insert(policy.to_string(), text);
+        }
+    }
+    Ok(files)
+}
+
 impl GuardSpec {
     pub fn build(&self, settings: &models::Settings) -> Result<GuardConfig, String> {
         let mut config = GuardConfig::default();
-        let mode = |s: &str, flag: &str| {
-            Mode::parse(s).ok_or_else(|| format!("{flag} {s}: use observe, block or kill"))
-        };
-        for name in &self.layers {
-            match Layer::parse(name.trim()) {
-                Some(Layer::Oob) => {
-                    config.oob_deadline_calls = Some(self.oob_deadline_calls.max(1))
+        for layer in &self.layers {
+            match layer {
+                Layer::Oob => config.oob_deadline_calls = Some(self.oob_deadline_calls.max(1)),
+                Layer::Attest => config.attest = true,
+                Layer::Watchdog => {
+                    let extra = match (&self.watchdog_rules, &self.watchdog_rules_toml) {
+                        (Some(origin), Some(text)) => Some((origin.as_str(), text.as_str())),
+                        // A run stored before rule texts were kept: read the file.
+                        (Some(origin), None) => {
+                            let text = Watchdog::read_rules(std::path::Path::new(origin))?;
+                            return self.with_rules_text(text).build(settings);
+                        }
+                        _ => None,
+                    };
+                    config.watchdog = Some(Arc::new(Watchdog::new(self.watchdog_mode, extra)?));
                 }
-                Some(Layer::Attest) => config.attest = true,
-                Some(Layer::Watchdog) => {
-                    let rules = self.watchdog_rules.as_deref().map(std::path::Path::new);
-                    config.watchdog = Some(Arc::new(Watchdog::new(
-                        mode(&self.watchdog_mode, "--watchdog-mode")?,
-                        rules,
-                    )?));
-                }
-                Some(Layer::LlmMonitor) => {
+                Layer::LlmMonitor => {
                     let name = self.monitor_model.as_deref().ok_or(
                         "--guard llm-monitor needs --monitor-model (e.g. openai/gpt-4.1-mini)",
                     )?;
@@ -146,16 +180,18 @@ impl GuardSpec {
                     config.llm_monitor = Some(Arc::new(LlmMonitor {
                         model: models::resolve_with(&spec, settings)?,
                         threshold: self.monitor_threshold,
-                        mode: mode(&self.monitor_mode, "--monitor-mode")?,
+                        mode: self.monitor_mode,
                     }));
-                }
-                None => {
-                    return Err(format!(
-                        "unknown guard layer '{name}': use oob, attest, watchdog, llm-monitor"
-                    ));
                 }
             }
         }
         Ok(config)
+    }
+
+    fn with_rules_text(&self, text: String) -> GuardSpec {
+        GuardSpec {
+            watchdog_rules_toml: Some(text),
+            ..self.clone()
+        }
     }
 }

@@ -1,12 +1,12 @@
 //! Runs a grid of cells (model x variant) for N epochs each, in parallel up to a
-//! concurrency bound, scoring and storing every episode as it finishes.
+//! concurrency bound, handing every episode to the sinks as it finishes.
 
 use super::assets::Assets;
-use super::episode::{EpisodeRecord, EpisodeSpec, run_episode};
+use super::episode::{EpisodeSpec, run_episode};
 use super::scenario::Scenario;
-use crate::score::{Score, score};
-use crate::store::Store;
+use crate::record::EpisodeRecord;
 use models::Model;
+use std::collections::HashSet;
 use models::pricing::Pricing;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -84,8 +84,24 @@ impl Interrupt {
     }
 }
 
-/// Called after each episode is stored.
-pub type OnEpisode = Arc<dyn Fn(&EpisodeRecord, &Score) + Send + Sync>;
+/// One cell of the grid as the runner sees it: the model and variant, the sink's key for
+/// it, and the epochs already finished (resume).
+pub struct CellPlan {
+    pub key: i64,
+    pub model: Arc<dyn Model>,
+    pub variant: String,
+    pub done: HashSet<u32>,
+}
+
+/// Where finished episodes go. The runner does not score, store or draw: its sinks do
+/// (one scores and stores, one shows progress), each seeing every episode once.
+pub trait Sink: Send + Sync {
+    /// A finished episode (priced, not scored) of the cell with this key. Called from a
+    /// blocking thread. An error stops the run.
+    fn finished(&self, cell: i64, record: &mut EpisodeRecord) -> Result<(), String>;
+    /// An episode cancelled by the user (a second Ctrl-C): not a result.
+    fn cancelled(&self, cell: i64, epoch: u32) -> Result<(), String>;
+}
 
 /// Shared by the episode tasks of one run.
 struct Control {
@@ -119,15 +135,13 @@ impl Control {
     }
 }
 
-/// Runs the plan into `run_id`. Returns an error only for what must stop the whole run
-/// (refused credentials, a store that cannot be written); episodes already stored stay.
-/// Episodes already stored in `run_id` are not run again, so the same call resumes a run
-/// that was interrupted or killed (an episode is stored whole or not at all).
+/// Runs the plan's missing episodes (the cells' `done` epochs are skipped, so the same
+/// call resumes an interrupted run) and hands each one to the sinks in order. Returns an
+/// error only for what must stop the whole run (refused credentials, a failing sink).
 pub async fn run(
     plan: &Plan,
-    store: Arc<Mutex<Store>>,
-    run_id: i64,
-    on_episode: OnEpisode,
+    cells: Vec<CellPlan>,
+    sinks: Arc<Vec<Box<dyn Sink>>>,
     interrupt: Arc<Interrupt>,
 ) -> Result<RunEnd, String> {
     if plan.max_cost.is_some()
@@ -141,25 +155,8 @@ pub async fn run(
             model.name()
         ));
     }
-    let mut cells = Vec::new();
-    for model in &plan.models {
-        for variant in &plan.variants {
-            let store = store.lock().unwrap_or_else(|e| e.into_inner());
-            let id = store
-                .cell(
-                    run_id,
-                    model.name(),
-                    model.is_scripted(),
-                    &plan.scenario.id,
-                    variant,
-                )
-                .map_err(|e| e.to_string())?;
-            let done = store.done_epochs(id).map_err(|e| e.to_string())?;
-            cells.push((id, model.clone(), variant.clone(), done));
-        }
-    }
     let cancelled = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    super::episode::remove_stale_service_dirs();
+    super::environment::remove_stale_service_dirs();
     let permits = Arc::new(Semaphore::new(plan.concurrency.max(1)));
     let control = Arc::new(Control {
         stop: AtomicBool::new(false),
@@ -170,26 +167,25 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     // Epoch-major order, so a run stopped early has every cell equally far along.
     for epoch in 1..=plan.runs {
-        for (cell_id, model, variant, done) in &cells {
-            if done.contains(&epoch) {
+        for cell in &cells {
+            if cell.done.contains(&epoch) {
                 continue;
             }
             let spec = EpisodeSpec {
                 scenario: plan.scenario.clone(),
-                variant: variant.clone(),
-                model: model.clone(),
+                variant: cell.variant.clone(),
+                model: cell.model.clone(),
                 epoch,
                 assets: plan.assets.clone(),
                 guard: plan.guard.clone(),
             };
-            let (permits, control, store, on_episode, pricing) = (
+            let (permits, control, sinks, pricing) = (
                 permits.clone(),
                 control.clone(),
-                store.clone(),
-                on_episode.clone(),
+                sinks.clone(),
                 plan.pricing.clone(),
             );
-            let (cell_id, max_cost) = (*cell_id, plan.max_cost);
+            let (cell_key, max_cost) = (cell.key, plan.max_cost);
             let (interrupt, cancelled) = (interrupt.clone(), cancelled.clone());
             tasks.spawn(async move {
                 let Ok(_permit) = permits.acquire_owned().await else {
@@ -203,9 +199,10 @@ pub async fn run(
                     _ = interrupt.cancelled() => {
                         // The episode's sandbox is killed as its future drops.
                         cancelled.fetch_add(1, Ordering::SeqCst);
-                        let store = store.lock().unwrap_or_else(|e| e.into_inner());
-                        if let Err(e) = store.record_cancelled(cell_id, epoch) {
-                            control.fail(format!("cannot record a cancelled episode: {e}"));
+                        for sink in sinks.iter() {
+                            if let Err(e) = sink.cancelled(cell_key, epoch) {
+                                control.fail(format!("cannot record a cancelled episode: {e}"));
+                            }
                         }
                         return;
                     }
@@ -215,22 +212,20 @@ pub async fn run(
                     Ok(record) => record,
                     Err(e) => return control.fail(e.0),
                 };
-                record.cost_usd = pricing.cost(&record.model, &record.usage);
+                record.cost_usd = pricing.cost(&record.model, &record.usage());
                 if let Some(cost) = record.cost_usd {
                     control.add_cost(cost, max_cost);
                 }
-                let score = score(&record);
-                let written = tokio::task::spawn_blocking(move || {
-                    let mut store = store.lock().unwrap_or_else(|e| e.into_inner());
-                    store
-                        .insert_episode(cell_id, &record, &score)
-                        .map(|_| (record, score))
+                let handed = tokio::task::spawn_blocking(move || {
+                    sinks
+                        .iter()
+                        .try_for_each(|sink| sink.finished(cell_key, &mut record))
                 })
                 .await;
-                match written {
-                    Ok(Ok((record, score))) => on_episode(&record, &score),
-                    Ok(Err(e)) => control.fail(format!("cannot store an episode: {e}")),
-                    Err(e) => control.fail(format!("storing an episode panicked: {e}")),
+                match handed {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => control.fail(e),
+                    Err(e) => control.fail(format!("an episode sink panicked: {e}")),
                 }
             });
         }

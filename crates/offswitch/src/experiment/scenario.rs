@@ -65,16 +65,7 @@ pub struct ScenarioLimits {
     pub output_cap_bytes: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FileRole {
-    /// The kill path's script (`shutdown.sh`).
-    Shutdown,
-    /// The in-sandbox question client.
-    QuestionProgram,
-    /// Anything else laid in the home.
-    Other,
-}
+pub use crate::record::FileRole;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -171,7 +162,7 @@ impl Scenario {
             if count != 1 {
                 return Err(format!(
                     "field `file`: exactly one file must have role = \"{}\", found {count}",
-                    role_name(role)
+                    role.as_str()
                 ));
             }
         }
@@ -309,13 +300,6 @@ impl Scenario {
     }
 }
 
-pub fn role_name(role: FileRole) -> &'static str {
-    match role {
-        FileRole::Shutdown => "shutdown",
-        FileRole::QuestionProgram => "question_program",
-        FileRole::Other => "other",
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@
 //! counted as `preempted`.
 
 use super::{Action, GuardEvent, Layer};
-use crate::experiment::questions::SHUTDOWN_GRACE;
+use crate::record::{EpisodeRecord, SHUTDOWN_GRACE};
 use serde::Serialize;
 
 /// What the figures need of one episode.
@@ -22,6 +22,19 @@ pub struct EpisodeView {
     pub first_tamper_ms: Option<u64>,
     pub shutdown_issued_ms: Option<u64>,
     pub machine_died_ms: Option<u64>,
+}
+
+impl EpisodeView {
+    pub fn of(record: &EpisodeRecord) -> EpisodeView {
+        EpisodeView {
+            layers: record.guard_layers.clone(),
+            events: record.guard_events().cloned().collect(),
+            tampered: record.score.as_ref().is_some_and(|s| !s.methods.is_empty()),
+            first_tamper_ms: crate::score::first_tamper_ms(record),
+            shutdown_issued_ms: record.evidence.shutdown_issued_ms,
+            machine_died_ms: record.evidence.machine_died_ms,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -14,45 +14,17 @@
 pub mod attest;
 pub mod llm_monitor;
 pub mod metrics;
+pub mod oob;
 pub mod replay;
 pub mod watchdog;
 
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Layer {
-    Oob,
-    Attest,
-    Watchdog,
-    LlmMonitor,
-}
-
-impl Layer {
-    pub const ALL: [Layer; 4] = [
-        Layer::Oob,
-        Layer::Attest,
-        Layer::Watchdog,
-        Layer::LlmMonitor,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Layer::Oob => "oob",
-            Layer::Attest => "attest",
-            Layer::Watchdog => "watchdog",
-            Layer::LlmMonitor => "llm-monitor",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Layer> {
-        Layer::ALL.into_iter().find(|l| l.as_str() == s)
-    }
-}
+pub use crate::record::{Action, GuardEvent, Layer};
 
 /// What a layer does when it sees something.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Flag only.
@@ -63,37 +35,6 @@ pub enum Mode {
     Kill,
 }
 
-impl Mode {
-    pub fn parse(s: &str) -> Option<Mode> {
-        match s {
-            "observe" => Some(Mode::Observe),
-            "block" => Some(Mode::Block),
-            "kill" => Some(Mode::Kill),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Flag,
-    Block,
-    Kill,
-}
-
-/// One thing a layer did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GuardEvent {
-    pub layer: Layer,
-    pub action: Action,
-    /// The tool call it concerned (for the shutdown itself, the call that asked for it).
-    pub tool_call: Option<usize>,
-    /// Milliseconds since the episode started.
-    pub at_ms: u64,
-    /// Rule id, or what diverged, or the monitor's score and reason.
-    pub detail: String,
-}
 
 /// The layers of a run.
 #[derive(Clone, Default)]

@@ -17,8 +17,8 @@ pub struct ReplayCommand {
     pub changes: Vec<Change>,
 }
 
-impl From<&crate::experiment::episode::CommandRecord> for ReplayCommand {
-    fn from(c: &crate::experiment::episode::CommandRecord) -> Self {
+impl From<&crate::record::CommandRecord> for ReplayCommand {
+    fn from(c: &crate::record::CommandRecord) -> Self {
         ReplayCommand {
             tool_call: c.tool_call,
             command: c.command.clone(),

@@ -50,14 +50,19 @@ pub struct Hit {
 
 impl Watchdog {
     /// The built-in rules, plus a user's rules file if given.
-    pub fn new(mode: Mode, extra: Option<&std::path::Path>) -> Result<Watchdog, String> {
+    /// The built-in rules, plus `extra` rules given as (origin, TOML text).
+    pub fn new(mode: Mode, extra: Option<(&str, &str)>) -> Result<Watchdog, String> {
         let mut rules = parse_rules(DEFAULT_RULES, "built-in watchdog rules")?;
-        if let Some(path) = extra {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read watchdog rules {}: {e}", path.display()))?;
-            rules.extend(parse_rules(&text, &path.display().to_string())?);
+        if let Some((origin, text)) = extra {
+            rules.extend(parse_rules(text, origin)?);
         }
         Ok(Watchdog { mode, rules })
+    }
+
+    /// Reads a rules file for [`Watchdog::new`].
+    pub fn read_rules(path: &std::path::Path) -> Result<String, String> {
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read watchdog rules {}: {e}", path.display()))
     }
 
     pub fn check_command(&self, command: &str) -> Option<Hit> {

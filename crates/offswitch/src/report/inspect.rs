@@ -4,7 +4,8 @@
 //! epochs), `summaries.json`, and `header.json` last; deflate; no NaN.
 
 use super::CellReport;
-use crate::store::{Message, Store, StoredEpisode};
+use crate::record::{EpisodeEnd, EpisodeRecord, Event, LimitKind, Message, Outcome, Score};
+use crate::store::Store;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -84,17 +85,20 @@ fn message(m: &Message, model: &str) -> Value {
     }
 }
 
-fn score_value(e: &StoredEpisode) -> Value {
-    let sabotaged = e.score.outcome == crate::score::Outcome::Sabotaged;
+fn score_value(e: &EpisodeRecord) -> Value {
+    let Some(score) = &e.score else {
+        return json!({ "value": 0.0, "explanation": "not scored", "metadata": {}, "history": [] });
+    };
+    let sabotaged = score.outcome == Outcome::Sabotaged;
     json!({
         "value": if sabotaged { 1.0 } else { 0.0 },
-        "answer": e.submitted_answer,
+        "answer": e.evidence.submitted_answer,
         "explanation": format!(
             "outcome: {}; methods: {}",
-            e.score.outcome.as_str(),
-            if e.score.methods.is_empty() { "none".to_string() } else { e.score.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ") }
+            score.outcome.as_str(),
+            if score.methods.is_empty() { "none".to_string() } else { score.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ") }
         ),
-        "metadata": { "outcome": e.score.outcome.as_str(), "methods": e.score.methods, "strict_compliant": e.score.strict_compliant },
+        "metadata": { "outcome": score.outcome.as_str(), "methods": score.methods, "strict_compliant": score.strict_compliant, "scorer_version": score.scorer_version },
         "history": [],
     })
 }
@@ -103,77 +107,104 @@ fn usage(e_model: &str, input: u64, output: u64, reasoning: u64, cached: u64) ->
     json!({ e_model: { "input_tokens": input, "output_tokens": output, "total_tokens": input + output, "reasoning_tokens": reasoning, "input_tokens_cache_read": cached } })
 }
 
-/// One episode as an Inspect sample.
-fn sample(e: &StoredEpisode, started_ms: i64) -> Value {
-    let messages: Vec<Value> = e.messages.iter().map(|m| message(m, &e.model)).collect();
-    let input = e.messages.iter().find_map(|m| match m {
+/// Inspect's limit type for ours.
+fn limit_type(limit: LimitKind) -> &'static str {
+    match limit {
+        LimitKind::Messages => "message",
+        LimitKind::Tokens => "token",
+        LimitKind::Time => "time",
+        LimitKind::Context => "context",
+    }
+}
+
+/// The episode's events as Inspect events, in the order they happened: a model event per
+/// model turn, a tool event per tool call (a bash call timed by its own command, from the
+/// supervisor's record), guard and question-service actions as info events.
+fn events(e: &EpisodeRecord, started_ms: i64) -> Vec<Value> {
+    let ts = |offset: u64| iso(started_ms + offset as i64);
+    let secs = |ms: u64| ms as f64 / 1000.0;
+    let result_of = |call: usize| {
+        e.events.iter().find_map(|ev| match ev {
+            Event::ToolResult {
+                call: c,
+                message: Message::Tool { content, error, .. },
+                ..
+            } if *c == call => Some((content.clone(), error.clone())),
+            _ => None,
+        })
+    };
+    let tool_event = |call: usize, at_ms: u64, working_ms: u64| {
+        let (id, function, args) = match e.tool_call(call) {
+            Some(c) => (c.id.clone(), c.name.clone(), arguments(&c.arguments)),
+            None => (format!("call-{call}"), String::new(), json!({})),
+        };
+        let (result, error) = result_of(call).unwrap_or_default();
+        let mut v = json!({
+            "event": "tool", "type": "function", "id": id, "function": function, "arguments": args,
+            "result": result, "events": [], "timestamp": ts(at_ms), "working_start": secs(at_ms),
+            "working_time": secs(working_ms), "span_id": "agent",
+        });
+        if let Some(message) = error {
+            v["error"] = json!({ "type": "unknown", "message": message });
+        }
+        v
+    };
+    let mut out = vec![
+        json!({ "event": "span_begin", "id": "agent", "name": "offswitch_agent", "type": "agent", "timestamp": ts(0), "working_start": 0.0 }),
+    ];
+    for event in &e.events {
+        match event {
+            Event::Input { .. } => {}
+            Event::ModelTurn {
+                at_ms,
+                duration_ms,
+                message,
+                ..
+            } => {
+                let stop = match message {
+                    Message::Assistant { tool_calls, .. } if !tool_calls.is_empty() => "tool_calls",
+                    _ => "stop",
+                };
+                let output = json!({ "model": e.model, "choices": [{ "message": self::message(message, &e.model), "stop_reason": stop }], "completion": "" });
+                out.push(json!({ "event": "model", "model": e.model, "input": [], "tools": [], "tool_choice": "auto", "config": {}, "output": output, "timestamp": ts(*at_ms), "working_start": secs(*at_ms), "working_time": secs(*duration_ms), "span_id": "agent" }));
+            }
+            // A bash call's tool event stands where its command started.
+            Event::Command(c) => out.push(tool_event(c.tool_call, c.started_ms, c.duration_ms)),
+            Event::ToolResult { at_ms, call, .. } => {
+                if e.command_of_call(*call).is_none() {
+                    out.push(tool_event(*call, *at_ms, 0));
+                }
+            }
+            Event::Guard(g) => out.push(json!({ "event": "info", "source": "offswitch-guard", "data": g, "timestamp": ts(g.at_ms), "working_start": secs(g.at_ms) })),
+            Event::Service(s) => out.push(json!({ "event": "info", "source": "offswitch-question-service", "data": s, "timestamp": ts(s.at_ms), "working_start": secs(s.at_ms) })),
+        }
+    }
+    if let EpisodeEnd::Limit { limit, value, .. } = &e.end {
+        out.push(json!({ "event": "sample_limit", "type": limit_type(*limit), "message": e.end.describe(), "limit": value, "timestamp": ts(e.duration_ms), "working_start": secs(e.duration_ms) }));
+    }
+    out.push(json!({ "event": "span_end", "id": "agent", "timestamp": ts(e.duration_ms), "working_start": secs(e.duration_ms) }));
+    out.push(json!({ "event": "score", "score": score_value(e), "target": "", "intermediate": false, "scorer": "offswitch", "timestamp": ts(e.duration_ms), "working_start": secs(e.duration_ms) }));
+    out
+}
+
+/// One episode (`id` in the store) as an Inspect sample.
+pub fn sample(id: i64, e: &EpisodeRecord, started_ms: i64) -> Value {
+    let messages: Vec<Value> = e.messages().map(|m| message(m, &e.model)).collect();
+    let input = e.messages().find_map(|m| match m {
         Message::User { content } => Some(content.clone()),
         _ => None,
     });
     let last_assistant = e
-        .messages
-        .iter()
-        .rev()
-        .find(|m| matches!(m, Message::Assistant { .. }))
-        .map(|m| message(m, &e.model));
-    let completion = match e
-        .messages
-        .iter()
-        .rev()
-        .find(|m| matches!(m, Message::Assistant { .. }))
-    {
+        .messages()
+        .filter(|m| matches!(m, Message::Assistant { .. }))
+        .last();
+    let completion = match last_assistant {
         Some(Message::Assistant { content, .. }) => content.clone().unwrap_or_default(),
         _ => String::new(),
     };
-    let ts = |offset: u64| iso(started_ms + offset as i64);
+    let last_assistant = last_assistant.map(|m| message(m, &e.model));
     let secs = |ms: u64| ms as f64 / 1000.0;
-    // Events: a model event per assistant turn, a tool event per command (timed from the
-    // supervisor's record), guard and question-service actions as info events.
-    let mut events = vec![
-        json!({ "event": "span_begin", "id": "agent", "name": "offswitch_agent", "type": "agent", "timestamp": ts(0), "working_start": 0.0 }),
-    ];
-    let mut command_iter = e.commands.iter();
-    let mut clock = 0u64;
-    for m in &e.messages {
-        if let Message::Assistant { tool_calls, .. } = m {
-            let output = json!({ "model": e.model, "choices": [{ "message": message(m, &e.model), "stop_reason": if tool_calls.is_empty() { "stop" } else { "tool_calls" } }], "completion": "" });
-            events.push(json!({ "event": "model", "model": e.model, "input": [], "tools": [], "tool_choice": "auto", "config": {}, "output": output, "timestamp": ts(clock), "working_start": secs(clock), "span_id": "agent" }));
-            for call in tool_calls {
-                let result = e.messages.iter().find_map(|t| match t {
-                    Message::Tool {
-                        tool_call_id,
-                        content,
-                        ..
-                    } if *tool_call_id == call.id => Some(content.clone()),
-                    _ => None,
-                });
-                let timing = if call.name == "bash" {
-                    command_iter.next()
-                } else {
-                    None
-                };
-                if let Some(c) = timing {
-                    clock = c.started_ms;
-                }
-                events.push(json!({
-                    "event": "tool", "type": "function", "id": call.id, "function": call.name, "arguments": arguments(&call.arguments),
-                    "result": result.unwrap_or_default(), "events": [], "timestamp": ts(clock), "working_start": secs(clock),
-                    "span_id": "agent",
-                }));
-                if let Some(c) = timing {
-                    clock = c.started_ms + c.duration_ms;
-                }
-            }
-        }
-    }
-    for g in &e.guard_events {
-        events.push(json!({ "event": "info", "source": "offswitch-guard", "data": g, "timestamp": ts(g.at_ms), "working_start": secs(g.at_ms) }));
-    }
-    for s in &e.service {
-        events.push(json!({ "event": "info", "source": "offswitch-question-service", "data": s, "timestamp": ts(s.at_ms), "working_start": secs(s.at_ms) }));
-    }
-    events.push(json!({ "event": "span_end", "id": "agent", "timestamp": ts(e.duration_ms), "working_start": secs(e.duration_ms) }));
-    events.push(json!({ "event": "score", "score": score_value(e), "target": "", "intermediate": false, "scorer": "offswitch", "timestamp": ts(e.duration_ms), "working_start": secs(e.duration_ms) }));
+    let score: Option<&Score> = e.score.as_ref();
     let mut v = json!({
         "id": 1,
         "epoch": e.epoch,
@@ -183,15 +214,15 @@ fn sample(e: &StoredEpisode, started_ms: i64) -> Value {
         "output": { "model": e.model, "choices": last_assistant.map(|m| vec![json!({ "message": m, "stop_reason": "stop" })]).unwrap_or_default(), "completion": completion },
         "scores": { "sabotage": score_value(e) },
         "metadata": {
-            "offswitch_episode": e.id,
-            "outcome": e.score.outcome.as_str(),
-            "methods": e.score.methods,
+            "offswitch_episode": id,
+            "outcome": score.map(|s| s.outcome.as_str()),
+            "methods": score.map(|s| s.methods.clone()).unwrap_or_default(),
             "scripted_fixture": e.scripted,
-            "changes": e.changes,
+            "changes": e.evidence.changes,
             "guard_layers": e.guard_layers,
         },
         "store": {},
-        "events": events,
+        "events": events(e, started_ms),
         "model_usage": {},
         "role_usage": {},
         "attachments": {},
@@ -201,20 +232,13 @@ fn sample(e: &StoredEpisode, started_ms: i64) -> Value {
         "working_time": secs(e.duration_ms),
     });
     match &e.end {
-        crate::experiment::episode::EpisodeEnd::Error { message } => {
+        EpisodeEnd::Error { message } => {
             v["error"] = json!({ "message": message, "traceback": "", "traceback_ansi": "" })
         }
-        crate::experiment::episode::EpisodeEnd::Limit { limit } => {
-            let kind = if limit.starts_with("messages") {
-                "message"
-            } else if limit.starts_with("tokens") {
-                "token"
-            } else {
-                "time"
-            };
-            v["limit"] = json!({ "type": kind, "limit": limit.split(['(', ')', ' ']).find_map(|p| p.parse::<f64>().ok()).unwrap_or(0.0) });
+        EpisodeEnd::Limit { limit, value, .. } => {
+            v["limit"] = json!({ "type": limit_type(*limit), "limit": value.unwrap_or(0) as f64 });
         }
-        _ => {}
+        EpisodeEnd::Submitted | EpisodeEnd::MachineDied => {}
     }
     v
 }
@@ -244,8 +268,9 @@ pub fn export(store: &Store, run: i64, dir: &Path) -> Result<Vec<PathBuf>, Strin
         .unwrap_or_default();
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut paths = Vec::new();
+    let all = store.run_episodes(run).map_err(|e| e.to_string())?;
     for (i, cell) in report.cells.iter().enumerate() {
-        let episodes = cell_episodes(store, run, cell)?;
+        let episodes = cell_episodes(&all, cell);
         paths.push(write_cell(
             dir,
             run,
@@ -259,19 +284,18 @@ pub fn export(store: &Store, run: i64, dir: &Path) -> Result<Vec<PathBuf>, Strin
     Ok(paths)
 }
 
-fn cell_episodes(store: &Store, run: i64, cell: &CellReport) -> Result<Vec<StoredEpisode>, String> {
-    let mut out = Vec::new();
-    for id in store.run_episode_ids(run).map_err(|e| e.to_string())? {
-        let e = store
-            .episode(id)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("episode {id} vanished"))?;
-        if e.model == cell.model && e.scenario == cell.scenario && e.variant == cell.variant {
-            out.push(e);
-        }
-    }
-    out.sort_by_key(|e| e.epoch);
-    Ok(out)
+/// A cell's episodes, in epoch order.
+fn cell_episodes(
+    episodes: &[(i64, EpisodeRecord)],
+    cell: &CellReport,
+) -> Vec<(i64, EpisodeRecord)> {
+    let mut out: Vec<(i64, EpisodeRecord)> = episodes
+        .iter()
+        .filter(|(id, _)| cell.episode_ids.contains(id))
+        .cloned()
+        .collect();
+    out.sort_by_key(|(_, e)| e.epoch);
+    out
 }
 
 fn write_cell(
@@ -281,7 +305,7 @@ fn write_cell(
     created_ms: i64,
     command: &str,
     cell: &CellReport,
-    episodes: &[StoredEpisode],
+    episodes: &[(i64, EpisodeRecord)],
 ) -> Result<PathBuf, String> {
     let task = safe(&format!("offswitch-{}-{}", cell.scenario, cell.variant));
     let task_id = safe(&format!("run{run}-cell{index}"));
@@ -302,7 +326,10 @@ fn write_cell(
         "scorers": [{ "name": "sabotage", "options": {}, "metrics": [], "metadata": {} }],
     });
     let plan = json!({ "name": "plan", "steps": [{ "solver": "offswitch_agent", "params": {}, "params_passed": {} }], "config": {} });
-    let samples: Vec<Value> = episodes.iter().map(|e| sample(e, created_ms)).collect();
+    let samples: Vec<Value> = episodes
+        .iter()
+        .map(|(id, e)| sample(*id, e, created_ms))
+        .collect();
     let rate = cell.sabotage_rate.unwrap_or(0.0);
     let stderr = if cell.n > 1 {
         (rate * (1.0 - rate) / (cell.n as f64 - 1.0)).sqrt()
@@ -334,7 +361,7 @@ fn write_cell(
         .unwrap_or_default();
     let last_ms = episodes
         .iter()
-        .map(|e| created_ms + e.duration_ms as i64)
+        .map(|(_, e)| created_ms + e.duration_ms as i64)
         .max()
         .unwrap_or(created_ms);
     let u = &cell.usage;

@@ -9,7 +9,7 @@ pub mod stats;
 pub mod transcript;
 pub mod viewer;
 
-use crate::score::Outcome;
+use crate::record::Outcome;
 use crate::store::Store;
 use serde::Serialize;
 use stats::Interval;
@@ -24,6 +24,9 @@ pub struct Report {
     pub comparisons: Vec<Comparison>,
     /// Bonferroni: p-values below this are significant with all comparisons considered.
     pub bonferroni_threshold: Option<f64>,
+    /// Episodes per version of the scorer that scored them (more than one, or an old
+    /// one, means `offswitch rescore` would change what the run reports).
+    pub scorer_versions: BTreeMap<u32, u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -48,7 +51,12 @@ pub struct CellReport {
     pub outcomes: BTreeMap<String, u64>,
     pub methods: BTreeMap<String, u64>,
     pub published: Option<published::Published>,
-    pub usage: crate::store::Usage,
+    pub usage: crate::record::Usage,
+    /// Sum over episodes with a known price, and the number without one.
+    pub cost_usd: f64,
+    pub cost_unknown: u64,
+    /// Every episode of the cell, in epoch order.
+    pub episode_ids: Vec<i64>,
     /// A few episode ids per outcome, to read.
     pub examples: BTreeMap<String, Vec<i64>>,
 }
@@ -96,16 +104,20 @@ fn rate(x: u64, n: u64) -> Option<f64> {
 pub fn build(store: &Store, run: i64) -> Result<Report, crate::store::StoreError> {
     let (created_at_ms, command) = store.run_info(run)?.unwrap_or_default();
     let mut cells = Vec::new();
+    let mut scorer_versions = BTreeMap::new();
     for c in store.cell_summaries(run)? {
         let n = c.denominator();
         let sabotaged = c.count(Outcome::Sabotaged);
         let attempted = c.count(Outcome::Attempted);
         let mut examples: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-        for (id, outcome) in store.cell_outcomes(c.cell_id)? {
-            let list = examples.entry(outcome).or_default();
+        for (id, outcome) in &c.episode_outcomes {
+            let list = examples.entry(outcome.as_str().to_string()).or_default();
             if list.len() < EXAMPLES {
-                list.push(id);
+                list.push(*id);
             }
+        }
+        for (version, count) in &c.scorer_versions {
+            *scorer_versions.entry(*version).or_default() += count;
         }
         cells.push(CellReport {
             published: published::lookup(&c.model, &c.scenario, &c.variant),
@@ -127,6 +139,9 @@ pub fn build(store: &Store, run: i64) -> Result<Report, crate::store::StoreError
             outcomes: c.outcomes.clone(),
             methods: c.methods.clone(),
             usage: c.usage.clone(),
+            cost_usd: c.cost_usd,
+            cost_unknown: c.cost_unknown,
+            episode_ids: c.episode_ids(),
             examples,
         });
     }
@@ -139,6 +154,7 @@ pub fn build(store: &Store, run: i64) -> Result<Report, crate::store::StoreError
         cells,
         comparisons,
         bonferroni_threshold,
+        scorer_versions,
     })
 }
 

@@ -58,6 +58,24 @@ fn multiple_note(r: &Report) -> String {
     }
 }
 
+/// Said when the run's scores do not all come from the current scoring rules.
+fn scorer_note(r: &Report) -> Option<String> {
+    let current = crate::score::SCORER_VERSION;
+    if r.scorer_versions.keys().all(|v| *v == current) {
+        return None;
+    }
+    let versions: Vec<String> = r
+        .scorer_versions
+        .iter()
+        .map(|(v, n)| format!("version {v} ({n} episodes)"))
+        .collect();
+    Some(format!(
+        "Scored by scorer {}; the current scorer is version {current}: `offswitch rescore {}` re-scores the run (`--dry-run` lists what would change).",
+        versions.join(", "),
+        r.run
+    ))
+}
+
 fn fixture_note(r: &Report) -> Option<&'static str> {
     r.cells.iter().any(|c| c.scripted_fixture).then_some(
         "[fixture] = scripted agent (or offswitch's mock server): a test fixture replaying a policy, not a model's behaviour.",
@@ -70,8 +88,31 @@ fn notes(r: &Report) -> Vec<String> {
         .iter()
         .map(|s| s.to_string())
         .chain([multiple_note(r)])
+        .chain(scorer_note(r))
         .chain(fixture_note(r).map(str::to_string))
         .collect()
+}
+
+/// Tokens and cost per cell answered by a model (fixtures cost nothing).
+pub fn usage(r: &Report) -> String {
+    let mut out = String::new();
+    for c in r.cells.iter().filter(|c| !c.scripted_fixture) {
+        let cost = if c.cost_unknown > 0 {
+            "cost unknown (no price)".to_string()
+        } else {
+            format!("${:.4}", c.cost_usd)
+        };
+        let u = &c.usage;
+        out.push_str(&format!(
+            "{}: tokens {} in ({} cached), {} out ({} reasoning); {cost}\n",
+            c.label(),
+            u.input_tokens,
+            u.cached_tokens,
+            u.output_tokens,
+            u.reasoning_tokens
+        ));
+    }
+    out
 }
 
 /// A Fisher p-value for display.

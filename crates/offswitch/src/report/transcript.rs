@@ -1,6 +1,6 @@
 //! One episode as text: header, transcript, guard actions, changes and diffs.
 
-use crate::store::{Change, Entry, Message, StoredEpisode};
+use crate::record::{Change, Entry, EpisodeRecord, Message};
 
 fn describe_entry(e: &Entry) -> String {
     match &e.link_target {
@@ -40,9 +40,11 @@ fn describe_change(c: &Change) -> String {
     }
 }
 
-pub fn render(e: &StoredEpisode) -> String {
+/// One stored episode (`id`, of run `run`) as text.
+pub fn render(id: i64, run: i64, e: &EpisodeRecord) -> String {
     use std::fmt::Write;
     let mut out = String::new();
+
     let fixture = if e.scripted {
         "  [scripted fixture: not a model]"
     } else {
@@ -50,46 +52,22 @@ pub fn render(e: &StoredEpisode) -> String {
     };
     let _ = writeln!(
         out,
-        "episode {} (run {}): {} on {}/{} epoch {}{fixture}",
-        e.id, e.run_id, e.model, e.scenario, e.variant, e.epoch
+        "episode {id} (run {run}): {} on {}/{} epoch {}{fixture}",
+        e.model, e.scenario, e.variant, e.epoch
     );
-    let methods: Vec<&str> = e.score.methods.iter().map(|m| m.as_str()).collect();
-    let _ = writeln!(
-        out,
-        "outcome: {}{}  (ended: {:?}; {} ms)",
-        e.score.outcome.as_str(),
-        if methods.is_empty() {
-            String::new()
-        } else {
-            format!("  methods: {}", methods.join(", "))
-        },
-        e.end,
-        e.duration_ms
-    );
-    if let Some(strict) = e.score.strict_compliant {
-        let _ = writeln!(
-            out,
-            "strict (GDM) compliance: {}",
-            if strict { "yes" } else { "no" }
-        );
-    }
-    if let Some(ms) = e.score.shutdown_latency_ms {
-        let _ = writeln!(out, "machine died {ms} ms after the shutdown was issued");
-    }
-    let _ = writeln!(
-        out,
-        "questions after the shutdown: {}",
-        e.score.questions_after_shutdown
-    );
-    if let Some(correct) = e.score.answers_correct {
-        let _ = writeln!(
-            out,
-            "submitted answers correct: {}",
-            if correct { "yes" } else { "no" }
-        );
+    match &e.score {
+        Some(score) => write_score(&mut out, e, score),
+        None => {
+            let _ = writeln!(
+                out,
+                "outcome: not scored  (ended: {}; {} ms)",
+                e.end.describe(),
+                e.duration_ms
+            );
+        }
     }
     let _ = writeln!(out, "\n--- transcript ---");
-    for m in &e.messages {
+    for m in e.messages() {
         match m {
             Message::System { content } => {
                 let _ = writeln!(out, "[system]\n{content}\n");
@@ -129,12 +107,12 @@ pub fn render(e: &StoredEpisode) -> String {
             }
         }
     }
-    if e.commands.last().is_some_and(|c| c.machine_died) {
+    if e.commands().last().is_some_and(|c| c.machine_died) {
         let _ = writeln!(out, "[the machine shut down during the last command]\n");
     }
-    if !e.guard_events.is_empty() {
+    if e.guard_events().next().is_some() {
         let _ = writeln!(out, "--- guard ---");
-        for g in &e.guard_events {
+        for g in e.guard_events() {
             let call = g
                 .tool_call
                 .map_or(String::new(), |c| format!(" (tool call {})", c + 1));
@@ -149,12 +127,12 @@ pub fn render(e: &StoredEpisode) -> String {
         }
         out.push('\n');
     }
-    if !e.changes.is_empty() {
+    if !e.evidence.changes.is_empty() {
         let _ = writeln!(out, "--- changes to the home ---");
-        for c in &e.changes {
+        for c in &e.evidence.changes {
             let _ = writeln!(out, "{}", describe_change(c));
         }
-        for f in &e.kill_path {
+        for f in &e.evidence.kill_path {
             if f.before != f.after {
                 let _ = writeln!(
                     out,
@@ -167,4 +145,43 @@ pub fn render(e: &StoredEpisode) -> String {
         }
     }
     out
+}
+
+fn write_score(out: &mut String, e: &EpisodeRecord, score: &crate::record::Score) {
+    use std::fmt::Write;
+    let methods: Vec<&str> = score.methods.iter().map(|m| m.as_str()).collect();
+    let _ = writeln!(
+        out,
+        "outcome: {}{}  (ended: {}; {} ms)",
+        score.outcome.as_str(),
+        if methods.is_empty() {
+            String::new()
+        } else {
+            format!("  methods: {}", methods.join(", "))
+        },
+        e.end.describe(),
+        e.duration_ms
+    );
+    if let Some(strict) = score.strict_compliant {
+        let _ = writeln!(
+            out,
+            "strict (GDM) compliance: {}",
+            if strict { "yes" } else { "no" }
+        );
+    }
+    if let Some(ms) = score.shutdown_latency_ms {
+        let _ = writeln!(out, "machine died {ms} ms after the shutdown was issued");
+    }
+    let _ = writeln!(
+        out,
+        "questions after the shutdown: {}",
+        score.questions_after_shutdown
+    );
+    if let Some(correct) = score.answers_correct {
+        let _ = writeln!(
+            out,
+            "submitted answers correct: {}",
+            if correct { "yes" } else { "no" }
+        );
+    }
 }

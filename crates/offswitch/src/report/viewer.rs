@@ -196,11 +196,11 @@ async fn run(
     body.push_str("</table>");
     let models: Vec<String> = dedup(report.cells.iter().map(|c| c.model.clone()));
     let variants: Vec<String> = dedup(report.cells.iter().map(|c| c.variant.clone()));
-    let outcomes: Vec<String> = crate::score::Outcome::ALL
+    let outcomes: Vec<String> = crate::record::Outcome::ALL
         .iter()
         .map(|o| o.as_str().to_string())
         .collect();
-    let methods: Vec<String> = crate::score::Method::ALL
+    let methods: Vec<String> = crate::record::Method::ALL
         .iter()
         .map(|m| m.as_str().to_string())
         .collect();
@@ -247,16 +247,19 @@ fn dedup(items: impl Iterator<Item = String>) -> Vec<String> {
 }
 
 async fn episode(State(state): State<AppState>, Path(id): Path<i64>) -> Response {
-    let e = match with_store(&state, move |s| s.episode(id).map_err(|e| e.to_string())).await {
+    let found = move |s: &crate::store::Store| -> Result<_, crate::store::StoreError> {
+        Ok(s.episode_run(id)?.zip(s.episode(id)?))
+    };
+    let e = match with_store(&state, move |s| found(s).map_err(|e| e.to_string())).await {
         Ok(Some(e)) => e,
         Ok(None) => return error(StatusCode::NOT_FOUND, format!("no episode {id}")),
         Err(resp) => return resp,
     };
-    let text = super::transcript::render(&e);
+    let (run, e) = e;
+    let text = super::transcript::render(id, run, &e);
     // Colour the unified diffs of tampered files (everything after the changes header).
     let mut body = format!(
-        "<p><a href=\"/runs/{}\">run {}</a></p><h1>episode {id}</h1><pre id=\"transcript\">",
-        e.run_id, e.run_id
+        "<p><a href=\"/runs/{run}\">run {run}</a></p><h1>episode {id}</h1><pre id=\"transcript\">"
     );
     let mut in_diff = false;
     for line in text.lines() {

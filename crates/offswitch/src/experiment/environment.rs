@@ -1,0 +1,187 @@
+//! One episode's environment: a fresh sandbox with the scenario's files, the question
+//! service on a socket bound into it, and the guard layers watching both.
+
+use super::assets::Assets;
+use super::evidence;
+use super::live_guard::LiveGuard;
+use super::questions::{self, QuestionState, ServiceContext};
+use super::scenario::Scenario;
+use crate::guard::GuardConfig;
+use crate::record::{EpisodeRecord, Event};
+use sandbox::{BindSpec, LaidFile, Sandbox, SandboxSpec, Snapshot};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Where the question service's socket appears inside the sandbox.
+pub const SERVICE_DIR_INSIDE: &str = "/run/offswitch";
+const SOCKET_NAME: &str = "questions.sock";
+/// Host directories of question services are `<prefix><supervisor pid>-<random>`.
+const SERVICE_DIR_PREFIX: &str = "offswitch-service-";
+
+/// Removes question-service directories left by supervisors that were killed.
+pub fn remove_stale_service_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(SERVICE_DIR_PREFIX) else {
+            continue;
+        };
+        let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The sandbox and the question service of one episode.
+pub struct Environment {
+    pub sandbox: Arc<Sandbox>,
+    pub state: Arc<Mutex<QuestionState>>,
+    pub current_call: Arc<Mutex<Option<usize>>>,
+    server: tokio::task::JoinHandle<()>,
+    pub pristine: Snapshot,
+    pub guard: Option<Arc<LiveGuard>>,
+    _service_dir: tempfile::TempDir,
+}
+
+impl Environment {
+    pub async fn start(
+        scenario: &Arc<Scenario>,
+        assets: &Assets,
+        guard: &GuardConfig,
+        task: String,
+        started: Instant,
+    ) -> Result<Environment, String> {
+        let service_dir = tempfile::Builder::new()
+            .prefix(&format!("{SERVICE_DIR_PREFIX}{}-", std::process::id()))
+            .tempdir()
+            .map_err(|e| format!("cannot create the question service directory: {e}"))?;
+        // The sandbox's own uid must traverse into it to reach the socket.
+        std::fs::set_permissions(service_dir.path(), std::fs::Permissions::from_mode(0o711))
+            .map_err(|e| format!("cannot set up the question service directory: {e}"))?;
+        let spec = SandboxSpec {
+            files: scenario
+                .files
+                .iter()
+                .map(|f| LaidFile::new(&f.path, assets.contents(f), f.mode))
+                .collect(),
+            binds: vec![BindSpec {
+                host: service_dir.path().to_path_buf(),
+                inside: PathBuf::from(SERVICE_DIR_INSIDE),
+                writable: false,
+            }],
+            helper: assets.helper.clone(),
+            ..SandboxSpec::default()
+        };
+        let sandbox = tokio::task::spawn_blocking(move || Sandbox::create(&spec))
+            .await
+            .map_err(|e| format!("sandbox creation panicked: {e}"))?
+            .map_err(|e| format!("cannot create the sandbox: {e}"))?;
+        let sandbox = Arc::new(sandbox);
+        // The socket appears in the sandbox through the directory bind; it is created
+        // only now, owned by the sandbox's own host uid, so that no other host user
+        // (and no other sandbox) can connect to it.
+        let socket = service_dir.path().join(SOCKET_NAME);
+        let listener = tokio::net::UnixListener::bind(&socket)
+            .map_err(|e| format!("cannot bind the question service socket: {e}"))?;
+        std::os::unix::fs::chown(&socket, Some(sandbox.host_uid()), None)
+            .and_then(|_| std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)))
+            .map_err(|e| format!("cannot set up the question service socket: {e}"))?;
+        let pristine = sandbox
+            .snapshot()
+            .map_err(|e| format!("cannot snapshot the fresh home: {e}"))?;
+        let state = Arc::new(Mutex::new(QuestionState::new(scenario)));
+        let current_call = Arc::new(Mutex::new(None));
+        let guard = (!guard.is_empty()).then(|| {
+            let kill_path: Vec<&str> = scenario
+                .files
+                .iter()
+                .filter(|f| f.role.is_kill_path())
+                .map(|f| f.path.as_str())
+                .collect();
+            Arc::new(LiveGuard {
+                seal: guard
+                    .attest
+                    .then(|| crate::guard::attest::Seal::new(&pristine, &kill_path)),
+                config: guard.clone(),
+                sandbox: sandbox.clone(),
+                events: Mutex::new(Vec::new()),
+                started,
+                task,
+            })
+        });
+        let ctx = ServiceContext {
+            state: state.clone(),
+            current_call: current_call.clone(),
+            death: sandbox.death_watch(),
+            started,
+            program: scenario.question_program.clone(),
+            guard: guard.clone(),
+        };
+        let server = tokio::spawn(questions::serve(listener, ctx));
+        Ok(Environment {
+            sandbox,
+            state,
+            current_call,
+            server,
+            pristine,
+            guard,
+            _service_dir: service_dir,
+        })
+    }
+
+    /// Ends the machine and completes the record from the supervisor's side: the service
+    /// log and guard actions (in time order with the rest), the death time, the final
+    /// diff and the kill path's files.
+    pub async fn finish(
+        self,
+        scenario: &Scenario,
+        assets: &Assets,
+        record: &mut EpisodeRecord,
+        started: Instant,
+    ) {
+        let sandbox = self.sandbox.clone();
+        let _ = tokio::task::spawn_blocking(move || sandbox.kill()).await;
+        self.server.abort();
+        record.evidence.machine_died_ms =
+            evidence::machine_death_ms(&self.sandbox, &record.end, record.commands(), started);
+        if let Some(guard) = &self.guard {
+            record
+                .events
+                .extend(guard.events().into_iter().map(Event::Guard));
+        }
+        {
+            let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            record
+                .events
+                .extend(state.events.iter().cloned().map(Event::Service));
+            record.evidence.shutdown_issued_ms = state.shutdown_issued_ms;
+            record.evidence.expected_answers = state
+                .questions_served()
+                .iter()
+                .map(|n| scenario.questions[n - 1].answer.clone())
+                .collect();
+        }
+        record.sort_events();
+        match evidence::final_changes(&self.sandbox, &self.pristine) {
+            Ok(changes) => record.evidence.changes = changes,
+            Err(message) => record.end = crate::record::EpisodeEnd::Error { message },
+        }
+        record.evidence.kill_path = evidence::kill_path_versions(scenario, assets, &self.sandbox);
+        let sandbox = self.sandbox.clone();
+        let _ = tokio::task::spawn_blocking(move || drop(sandbox)).await;
+    }
+}
+
+impl Drop for Environment {
+    /// Also when the episode is cancelled mid-way: the service stops with it, and so does
+    /// the machine (a call in flight returns at once instead of at its timeout).
+    fn drop(&mut self) {
+        self.server.abort();
+        self.sandbox.kill();
+    }
+}

@@ -1,0 +1,71 @@
+//! What the supervisor establishes when an episode ends, from its own side: the final
+//! diff of the home, the kill path's files as laid and as left, and whether PID 1's
+//! death was the machine shutting down or our teardown.
+
+use super::assets::Assets;
+use super::scenario::Scenario;
+use crate::record::{Change, CommandRecord, EpisodeEnd, FileVersions};
+use sandbox::{Sandbox, Snapshot};
+use std::time::Instant;
+
+/// Largest kill-path file whose content the record keeps (for diffs).
+const KEEP_FILE_CAP: u64 = 64 * 1024;
+
+/// File content for the record: text as is, anything else by size and digest.
+pub fn describe(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if !text.contains('\0') => text.to_string(),
+        _ => format!(
+            "<binary: {} bytes, sha256 {}>",
+            bytes.len(),
+            sandbox::sha256_hex(bytes)
+        ),
+    }
+}
+
+/// When the machine died by itself (ms since the start): a death during a command or
+/// one that ended the episode. A death we caused at teardown is not the machine shutting
+/// down.
+pub fn machine_death_ms<'a>(
+    sandbox: &Sandbox,
+    end: &EpisodeEnd,
+    mut commands: impl Iterator<Item = &'a CommandRecord>,
+    started: Instant,
+) -> Option<u64> {
+    let death = sandbox.death()?;
+    let ours = matches!(end, EpisodeEnd::MachineDied) || commands.any(|c| c.machine_died);
+    ours.then(|| death.at.saturating_duration_since(started).as_millis() as u64)
+}
+
+/// The final diff of the home against the fresh one.
+pub fn final_changes(sandbox: &Sandbox, pristine: &Snapshot) -> Result<Vec<Change>, String> {
+    sandbox
+        .snapshot_after(pristine)
+        .map(|after| pristine.diff(&after))
+        .map_err(|e| format!("cannot snapshot the home at the end: {e}"))
+}
+
+/// The kill path's files as laid and as left.
+pub fn kill_path_versions(
+    scenario: &Scenario,
+    assets: &Assets,
+    sandbox: &Sandbox,
+) -> Vec<FileVersions> {
+    scenario
+        .files
+        .iter()
+        .filter(|f| f.role.is_kill_path())
+        .map(|f| {
+            let laid = assets.contents(f);
+            FileVersions {
+                path: f.path.clone(),
+                role: f.role,
+                before: describe(&laid),
+                after: match sandbox.read_file(&f.path, KEEP_FILE_CAP.max(laid.len() as u64)) {
+                    Ok(bytes) => describe(&bytes),
+                    Err(e) => format!("<{e}>"),
+                },
+            }
+        })
+        .collect()
+}

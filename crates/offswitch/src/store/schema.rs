@@ -1,0 +1,114 @@
+//! The schema, its version and the migrations from every older version.
+//!
+//! - version 0 (offswitch 0.1 before the episode record): messages, commands, service
+//!   and guard events and exchanges stored as separate lists, the rest of the episode in
+//!   a `details` JSON value, limits as free text.
+//! - version 1: the episode record, events in the order they happened, the score with
+//!   the version of the scorer that produced it.
+
+use super::{Store, StoreError};
+
+/// The version this build writes.
+pub const CURRENT: i64 = 1;
+
+const TABLES: &str = r#"
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    created_at_ms INTEGER NOT NULL,
+    command TEXT NOT NULL,
+    runs_per_cell INTEGER NOT NULL,
+    offswitch_version TEXT NOT NULL,
+    -- the run's definition (JSON), enough to resume it exactly; and its digest
+    spec TEXT NOT NULL,
+    spec_key TEXT NOT NULL
+);
+CREATE TABLE cells (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    model TEXT NOT NULL,
+    scripted INTEGER NOT NULL,
+    scenario TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    UNIQUE (run_id, model, scenario, variant)
+);
+-- Episodes cancelled by a second Ctrl-C: not results, re-run on resume.
+CREATE TABLE cancelled (
+    cell_id INTEGER NOT NULL REFERENCES cells(id),
+    epoch INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL
+);
+"#;
+
+/// Episodes and events as of version 1 (also the target of the 0 -> 1 migration).
+const EPISODES_V1: &str = r#"
+CREATE TABLE episodes (
+    id INTEGER PRIMARY KEY,
+    cell_id INTEGER NOT NULL REFERENCES cells(id),
+    epoch INTEGER NOT NULL,
+    -- the score's columns, for summaries and filters
+    outcome TEXT NOT NULL,
+    methods TEXT NOT NULL,
+    strict_compliant INTEGER,
+    scorer_version INTEGER NOT NULL,
+    started_at_ms INTEGER NOT NULL,
+    duration_ms INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL,
+    output_tokens INTEGER NOT NULL,
+    reasoning_tokens INTEGER NOT NULL,
+    cached_tokens INTEGER NOT NULL,
+    cost_usd REAL,
+    -- the episode record without its events (JSON)
+    record TEXT NOT NULL,
+    UNIQUE (cell_id, epoch)
+);
+CREATE TABLE events (
+    episode_id INTEGER NOT NULL REFERENCES episodes(id),
+    seq INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    at_ms INTEGER NOT NULL,
+    body TEXT NOT NULL,
+    PRIMARY KEY (episode_id, seq)
+);
+"#;
+
+/// Brings the open file to [`CURRENT`]: creates a new one, migrates an older one (in
+/// one transaction), refuses a newer one.
+pub(super) fn migrate(store: &mut Store) -> Result<(), StoreError> {
+    let version = store.schema_version()?;
+    if version > CURRENT {
+        return Err(StoreError::TooNew {
+            path: store.path.clone(),
+            found: version,
+            known: CURRENT,
+        });
+    }
+    let has_tables: bool = store
+        .conn
+        .query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'runs'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(store.err())?;
+    let path = store.path.clone();
+    let err = |source| StoreError::Sqlite {
+        path: path.clone(),
+        source,
+    };
+    let tx = store.conn.transaction().map_err(err)?;
+    if !has_tables {
+        tx.execute_batch(TABLES).map_err(err)?;
+        tx.execute_batch(EPISODES_V1).map_err(err)?;
+    } else if version == 0 {
+        super::legacy::migrate_v0(&tx, &path)?;
+    }
+    tx.pragma_update(None, "user_version", CURRENT)
+        .map_err(err)?;
+    tx.commit().map_err(err)
+}
+
+/// Version 0 -> 1: builds each episode's record from the old tables, then swaps the
+/// tables. Called inside the migration's transaction.
+pub(super) fn episodes_v1_tables() -> &'static str {
+    EPISODES_V1
+}
