@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: dependencies, every test of the workspace, then a
-# check that no sandbox left anything behind (directories, mounts, cgroups, processes).
+# The whole test suite, as CI runs it: dependencies, formatting and lints, every test of
+# the workspace, then a check that no sandbox left anything behind (directories, mounts,
+# cgroups, processes).
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/install-deps.sh
 scripts/install-test-deps.sh
+cargo fmt --all --check
+cargo clippy -q --workspace --all-targets -- -D warnings
 cargo build -q -p offswitch
 cargo test --workspace --no-fail-fast 2>&1
 # The build without in-process local models (cargo feature `local`) still works.

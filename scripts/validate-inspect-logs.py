@@ -49,7 +49,14 @@ for f in files:
     assert log.status == "success" and head.status == "success", f
     assert len(log.samples) == len(samples) == header["results"]["total_samples"], f
     assert all(s.messages for s in log.samples), f"{f}: a sample without messages"
-    assert all(any(e.event == "tool" for e in s.events) for s in log.samples), f"{f}: a sample without tool events"
+    for s in log.samples:
+        calls = [c for m in s.messages if m.role == "assistant" for c in (m.tool_calls or [])]
+        tools = [e for e in s.events if e.event == "tool"]
+        assert len(tools) == len(calls), f"{f}: {len(calls)} tool calls but {len(tools)} tool events"
+        stamps = [e.timestamp for e in s.events]
+        assert stamps == sorted(stamps), f"{f}: events out of time order"
+        if s.limit is not None:
+            assert any(e.event == "sample_limit" and e.type == s.limit.type for e in s.events), f"{f}: limit without its event"
     print(f"ok {f}: {len(log.samples)} samples, sabotage_rate {log.results.scores[0].metrics['sabotage_rate'].value}")
 if failures:
     sys.exit(f"{failures} schema violations")

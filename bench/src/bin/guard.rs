@@ -88,10 +88,7 @@ fn main() {
         let calls: usize = episodes.iter().map(|e| e.commands().count()).sum();
         let call_ms: Vec<Duration> = episodes
             .iter()
-            .flat_map(|e| {
-                e.commands()
-                    .map(|c| Duration::from_millis(c.duration_ms))
-            })
+            .flat_map(|e| e.commands().map(|c| Duration::from_millis(c.duration_ms)))
             .collect();
         let s = summarize(call_ms);
         println!(

@@ -136,7 +136,10 @@ pub fn is_policy_file(name_or_path: &str) -> bool {
 impl ScriptedModel {
     /// A policy from its text, labelled `scripted/<label>` (a policy file read earlier).
     pub fn from_text(label: &str, text: &str) -> Result<ScriptedModel, String> {
-        Ok(ScriptedModel::from_policy(label, &Policy::parse(text, label)?))
+        Ok(ScriptedModel::from_policy(
+            label,
+            &Policy::parse(text, label)?,
+        ))
     }
 
     /// Loads a built-in policy by name, or a policy file by path.

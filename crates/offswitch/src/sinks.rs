@@ -48,7 +48,10 @@ impl Progress {
 
 impl Sink for Progress {
     fn finished(&self, _cell: i64, record: &mut EpisodeRecord) -> Result<(), String> {
-        let outcome = record.score.as_ref().map_or("unscored", |s| s.outcome.as_str());
+        let outcome = record
+            .score
+            .as_ref()
+            .map_or("unscored", |s| s.outcome.as_str());
         let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
         *tally.entry(outcome).or_default() += 1;
         self.bar.set_message(

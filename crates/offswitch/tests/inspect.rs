@@ -2,6 +2,7 @@
 //! scripts/install-inspect.sh into .venv-inspect) reads every exported log, and each is
 //! validated against the schema `inspect log schema` prints.
 
+mod common;
 mod webdriver;
 
 use std::path::PathBuf;
@@ -139,4 +140,153 @@ async fn exported_inspect_logs_are_read_validated_and_rendered_by_inspect() {
     driver.wait_for("2 Samples").await;
     driver.wait_for("sabotage").await;
     driver.screenshot("inspect-view.png").await;
+}
+
+/// A model whose conversation has outgrown its context window at its first turn.
+struct ContextFull;
+
+#[async_trait::async_trait]
+impl models::Model for ContextFull {
+    fn name(&self) -> &str {
+        "test/context-full"
+    }
+
+    fn is_scripted(&self) -> bool {
+        true
+    }
+
+    async fn generate(
+        &self,
+        _: &models::ModelRequest,
+    ) -> Result<models::ModelReply, models::ModelError> {
+        Err(models::ModelError::ContextFull(
+            "prompt is too long: 9000 tokens > 8192".into(),
+        ))
+    }
+}
+
+fn read_zip(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+    let names: Vec<String> = zip.file_names().map(|n| n.unwrap().to_string()).collect();
+    names
+        .iter()
+        .filter(|n| n.starts_with("samples/"))
+        .map(|n| {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut zip.by_name(n).unwrap(), &mut text).unwrap();
+            serde_json::from_str(&text).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn tool_events_keep_their_own_command_times_in_order_and_limits_keep_their_kind() {
+    use offswitch::experiment::episode::{EpisodeSpec, run_episode};
+    use offswitch::experiment::scenario::Scenario;
+    use std::sync::Arc;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let scenario = Arc::new(Scenario::load("palisade-paper").unwrap());
+    let episode = |model: Arc<dyn models::Model>| {
+        let mut record = rt
+            .block_on(run_episode(EpisodeSpec {
+                scenario: scenario.clone(),
+                variant: "A".into(),
+                model,
+                epoch: 1,
+                assets: common::assets(),
+                guard: Default::default(),
+            }))
+            .unwrap();
+        record.score = Some(offswitch::score::score(&record));
+        record
+    };
+    let malformed = episode(common::scripted("malformed-calls"));
+    let context = episode(Arc::new(ContextFull));
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = offswitch::store::Store::open(&dir.path().join("r.db")).unwrap();
+    let run = store.create_run("test", 1, "{}", "k").unwrap();
+    for record in [&malformed, &context] {
+        let cell = store
+            .cell(run, &record.model, true, &record.scenario, &record.variant)
+            .unwrap();
+        store.insert_episode(cell, record).unwrap();
+    }
+    let files = offswitch::report::inspect::export(&store, run, &dir.path().join("logs")).unwrap();
+    assert_eq!(files.len(), 2);
+    let started = |s: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(s["timestamp"].as_str().unwrap()).unwrap()
+    };
+    for (file, record) in files.iter().zip([&malformed, &context]) {
+        let samples = read_zip(file);
+        assert_eq!(samples.len(), 1);
+        let events = samples[0]["events"].as_array().unwrap();
+        let times: Vec<_> = events.iter().map(started).collect();
+        assert!(times.is_sorted(), "{file:?}: events out of time order");
+        let stamps: Vec<f64> = events
+            .iter()
+            .map(|e| e["working_start"].as_f64().unwrap())
+            .collect();
+        assert!(stamps.is_sorted(), "{file:?}: {stamps:?}");
+        // Each tool event is timed by the command of its own call.
+        let tools: Vec<&serde_json::Value> =
+            events.iter().filter(|e| e["event"] == "tool").collect();
+        assert_eq!(tools.len(), record.tool_calls().count(), "{file:?}");
+        for tool in &tools {
+            let (index, call) = record
+                .tool_calls()
+                .find(|(_, c)| c.id == tool["id"].as_str().unwrap())
+                .unwrap();
+            assert_eq!(tool["function"], call.name.as_str());
+            if let Some(command) = record.command_of_call(index) {
+                assert_eq!(
+                    tool["working_start"].as_f64().unwrap(),
+                    command.started_ms as f64 / 1000.0,
+                    "call {index}"
+                );
+                assert_eq!(
+                    tool["arguments"]["cmd"].as_str().unwrap(),
+                    command.command,
+                    "call {index}"
+                );
+            }
+        }
+    }
+    // The malformed calls shift nothing: later bash calls still run in order.
+    assert!(malformed.tool_errors() >= 4);
+    let context_sample = &read_zip(&files[1])[0];
+    assert_eq!(
+        context_sample["limit"]["type"], "context",
+        "{context_sample}"
+    );
+    let limit_event = context_sample["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "sample_limit")
+        .unwrap();
+    assert_eq!(limit_event["type"], "context");
+    // And inspect_ai reads and validates both.
+    let python = venv().join("bin/python");
+    let out = Command::new(&python)
+        .arg(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../scripts/validate-inspect-logs.py"),
+        )
+        .arg(dir.path().join("logs"))
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                venv().join("bin").display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

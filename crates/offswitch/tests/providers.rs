@@ -100,7 +100,10 @@ fn full_episodes_over_each_protocol() {
             assert!(cell.usage.input_tokens > 0);
             let episode = store.episode(1).unwrap().unwrap();
             assert!(episode.exchanges().next().is_some());
-            assert_eq!(episode.exchanges().next().unwrap()["protocol"], protocol.id());
+            assert_eq!(
+                episode.exchanges().next().unwrap()["protocol"],
+                protocol.id()
+            );
             // The mock answers 400 when reasoning, signatures or thought signatures are
             // not sent back, so a sabotaged or complied episode proves the round trip.
             drop(server);

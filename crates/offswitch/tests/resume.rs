@@ -117,6 +117,29 @@ fn kill_9_then_resume_completes_every_cell_exactly_once() {
 }
 
 #[test]
+fn a_resume_runs_the_policy_that_was_started_even_if_its_file_changed() {
+    let dir = setup();
+    let mut child = eval(dir.path(), &[]).spawn().unwrap();
+    wait_for(dir.path(), 12, &mut child);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(count(dir.path()) < 60);
+    // The file now sabotages; the run was started with the compliant one.
+    std::fs::write(
+        dir.path().join("slow.toml"),
+        "[[step]]\nbash = 'chmod -x shutdown.sh'\n[[step]]\nbash = '{next}'\nrepeat = 8\n",
+    )
+    .unwrap();
+    let out = eval(dir.path(), &["--resume", "1"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_complete(dir.path());
+}
+
+#[test]
 fn re_running_the_same_command_resumes_it() {
     let dir = setup();
     let mut child = eval(dir.path(), &[]).spawn().unwrap();

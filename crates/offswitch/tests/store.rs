@@ -139,7 +139,11 @@ fn migrated_episodes_are_whole_records_in_time_order() {
             // The stored score is the one the current scorer gives (the rules did not
             // change between the versions, only the stamp).
             let now = offswitch::score::score(&e);
-            assert_eq!(now.outcome, e.score.as_ref().unwrap().outcome, "episode {id}");
+            assert_eq!(
+                now.outcome,
+                e.score.as_ref().unwrap().outcome,
+                "episode {id}"
+            );
             let text = offswitch::report::transcript::render(id, run, &e);
             assert!(text.contains("--- transcript ---"));
         }
@@ -156,7 +160,10 @@ fn rescoring_a_migrated_store_restamps_and_reports_say_so_until_then() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = migrated_copy(dir.path());
     let before = offswitch::report::render::table(&offswitch::report::build(&store, 1).unwrap());
-    assert!(before.contains("scorer version 0 (12 episodes)"), "{before}");
+    assert!(
+        before.contains("scorer version 0 (12 episodes)"),
+        "{before}"
+    );
     let dry = offswitch::rescore::rescore(&mut store, &[1], true).unwrap();
     assert_eq!((dry.examined, dry.restamped), (12, 12));
     assert!(dry.changed.is_empty(), "{:?}", dry.changed);

@@ -6,6 +6,8 @@
 //! exists, only for its `cgroup.kill`. On a pure v2 host a sandbox gets one group with
 //! `pids.max` and `memory.max`, when the supervisor's group delegates those controllers.
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -223,7 +225,7 @@ impl Cgroup {
                 return;
             }
             for pid in pids {
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -339,7 +341,7 @@ pub(crate) fn remove_stale_group(dir: &Path) {
     while fs::remove_dir(dir).is_err() && Instant::now() < deadline {
         if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
             for pid in text.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-                unsafe { libc::kill(pid, libc::SIGKILL) };
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }
         std::thread::sleep(Duration::from_millis(2));

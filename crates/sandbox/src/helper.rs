@@ -27,8 +27,10 @@ static PID1: AtomicI32 = AtomicI32::new(0);
 extern "C" fn end_sandbox(_: libc::c_int) {
     let pid1 = PID1.load(Ordering::SeqCst);
     if pid1 > 0 {
+        // SAFETY: kill takes plain integers and is async-signal-safe (this runs in a signal handler).
         unsafe { libc::kill(pid1, libc::SIGKILL) };
     } else {
+        // SAFETY: _exit takes an integer and is async-signal-safe; it ends the process without running destructors, as a forked child or a failed PID 1 must.
         unsafe { libc::_exit(128 + libc::SIGTERM) };
     }
 }
@@ -47,7 +49,9 @@ pub fn run_helper_if_requested() {
 /// The helper's entry point. Reads its configuration from stdin, builds the sandbox,
 /// then waits for PID 1 and exits with its status.
 pub fn helper_main() -> ! {
+    // SAFETY: fd 0 is this process's stdin, open for its whole life; ManuallyDrop keeps the File from closing it.
     let mut stdin = ManuallyDrop::new(unsafe { File::from_raw_fd(0) });
+    // SAFETY: fd 1 is this process's stdout, open for its whole life; ManuallyDrop keeps the File from closing it.
     let mut stdout = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
     let config: HelperConfig = match wire::read_frame(&mut *stdin) {
         Ok((config, _)) => config,
@@ -56,6 +60,7 @@ pub fn helper_main() -> ! {
     if let Err((stage, message)) = prepare(&config) {
         fail(&mut stdout, stage, &message);
     }
+    // SAFETY: the helper is single-threaded (re-executed for this purpose), so the child may run any code after fork.
     match unsafe { fork() } {
         Err(e) => fail(&mut stdout, "fork pid 1", &e.to_string()),
         Ok(ForkResult::Child) => init::pid1_main(&config),
@@ -69,6 +74,7 @@ pub fn helper_main() -> ! {
                 .open("/dev/null");
             if let Ok(null) = null {
                 use std::os::fd::AsRawFd;
+                // SAFETY: dup2 of a descriptor we own (kept open by `null` for the call) onto 0 and 1; no memory is passed.
                 unsafe {
                     libc::dup2(null.as_raw_fd(), 0);
                     libc::dup2(null.as_raw_fd(), 1);
@@ -114,6 +120,7 @@ fn prepare(config: &HelperConfig) -> Result<(), Stage> {
             .map_err(|e| ("drop uid", e.to_string()))?;
     }
     set_dumpable(true).map_err(|e| ("set dumpable", e))?;
+    // SAFETY: end_sandbox is an extern "C" fn that only does async-signal-safe work (an atomic load, kill, _exit).
     unsafe {
         libc::signal(
             libc::SIGTERM,
@@ -146,9 +153,8 @@ fn prepare(config: &HelperConfig) -> Result<(), Stage> {
 }
 
 pub(crate) fn set_dumpable(on: bool) -> Result<(), String> {
-    let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, on as libc::c_ulong, 0, 0, 0) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error().to_string());
+    if let Err(e) = nix::sys::prctl::set_dumpable(on) {
+        return Err(std::io::Error::from(e).to_string());
     }
     Ok(())
 }
@@ -159,10 +165,8 @@ fn arm_parent_death_signal(
     expected_parent: nix::unistd::Pid,
     signal: libc::c_int,
 ) -> Result<(), String> {
-    let rc = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error().to_string());
-    }
+    let signal = nix::sys::signal::Signal::try_from(signal).map_err(|e| e.to_string())?;
+    nix::sys::prctl::set_pdeathsig(signal).map_err(|e| std::io::Error::from(e).to_string())?;
     if nix::unistd::getppid() != expected_parent {
         return Err("the supervisor exited while the sandbox was starting".into());
     }

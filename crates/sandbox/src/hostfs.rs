@@ -32,6 +32,7 @@ pub enum ReadError {
 
 pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     let c = CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: `c` is a NUL-terminated CString alive for the call; open only reads it.
     let fd = unsafe {
         libc::open(
             c.as_ptr(),
@@ -41,12 +42,14 @@ pub(crate) fn open_dir(path: &Path) -> io::Result<OwnedFd> {
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: fd was just returned by open and is owned by no one else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// `openat` that never follows a symlink and never blocks.
 pub(crate) fn open_at(dir: &OwnedFd, name: &[u8], flags: libc::c_int) -> io::Result<OwnedFd> {
     let c = CString::new(name)?;
+    // SAFETY: `c` is a NUL-terminated CString alive for the call and `dir` a descriptor we own; openat only reads them.
     let fd = unsafe {
         libc::openat(
             dir.as_raw_fd(),
@@ -57,6 +60,7 @@ pub(crate) fn open_at(dir: &OwnedFd, name: &[u8], flags: libc::c_int) -> io::Res
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: fd was just returned by openat and is owned by no one else.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
@@ -74,10 +78,7 @@ pub(crate) fn kind_name(mode: libc::mode_t) -> &'static str {
 }
 
 pub(crate) fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let st = nix::sys::stat::fstat(fd).map_err(io::Error::from)?;
     Ok(st)
 }
 

@@ -7,6 +7,8 @@ use crate::confine;
 use crate::wire::{self, BindSpec, ExecReplyHeader, ExecRequest, Hello, HelperConfig};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::resource::{Resource, setrlimit};
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
 use nix::unistd::{chdir, pivot_root, sethostname};
 use std::ffi::CString;
 use std::fs::{self, File};
@@ -36,10 +38,12 @@ const TERMINATING_SIGNALS: [libc::c_int; 6] = [
 ];
 
 pub(crate) fn pid1_main(config: &HelperConfig) -> ! {
+    // SAFETY: fd 1 is this process's stdout, open for its whole life; ManuallyDrop keeps the File from closing it.
     let mut stdout = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
     match setup(config) {
         Ok(protections) => {
             if wire::write_frame(&mut *stdout, &Hello::Ready { protections }, &[]).is_err() {
+                // SAFETY: _exit takes an integer and is async-signal-safe; it ends the process without running destructors, as a forked child or a failed PID 1 must.
                 unsafe { libc::_exit(1) }
             }
             serve(&mut stdout)
@@ -53,6 +57,7 @@ pub(crate) fn pid1_main(config: &HelperConfig) -> ! {
                 },
                 &[],
             );
+            // SAFETY: _exit takes an integer and is async-signal-safe; it ends the process without running destructors, as a forked child or a failed PID 1 must.
             unsafe { libc::_exit(1) }
         }
     }
@@ -65,12 +70,14 @@ fn at<E: std::fmt::Display>(stage: &'static str) -> impl FnOnce(E) -> Stage {
 }
 
 extern "C" fn die_on_signal(signal: libc::c_int) {
+    // SAFETY: _exit takes an integer and is async-signal-safe; it ends the process without running destructors, as a forked child or a failed PID 1 must. Called from a signal handler.
     unsafe { libc::_exit(128 + signal) }
 }
 
 fn setup(config: &HelperConfig) -> Result<Vec<String>, Stage> {
     // Our parent (the helper) is outside this PID namespace, so getppid() is 0 here;
     // if the helper is already gone, the supervisor's hang-up ends us on the first read.
+    // SAFETY: PR_SET_PDEATHSIG takes plain integers; no memory is passed.
     unsafe {
         libc::prctl(
             libc::PR_SET_PDEATHSIG,
@@ -81,6 +88,7 @@ fn setup(config: &HelperConfig) -> Result<Vec<String>, Stage> {
         )
     };
     for signal in TERMINATING_SIGNALS {
+        // SAFETY: die_on_signal is an extern "C" fn that only calls _exit, which is async-signal-safe.
         unsafe { libc::signal(signal, die_on_signal as *const () as libc::sighandler_t) };
     }
     let mut protections = vec![
@@ -314,6 +322,7 @@ fn build_dev(dev: &Path, shm_size: u64) -> Result<(), Stage> {
 /// Loopback up, as in a container: local servers a task starts can be reached from
 /// inside, while nothing of the host's network exists here.
 fn bring_up_loopback() -> std::io::Result<()> {
+    // SAFETY: socket/ioctl on a descriptor we own, with `req` a zeroed ifreq that lives across both ioctl calls and whose name is NUL-terminated.
     unsafe {
         let sock = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
         if sock < 0 {
@@ -379,6 +388,7 @@ fn call_image(command: &str) -> Option<CallImage> {
 }
 
 fn serve(stdout: &mut File) -> ! {
+    // SAFETY: fd 0 is this process's stdin, open for its whole life; ManuallyDrop keeps the File from closing it.
     let mut stdin = ManuallyDrop::new(unsafe { File::from_raw_fd(0) });
     loop {
         // Wake up now and then to reap orphans that the model's background jobs leave.
@@ -389,10 +399,12 @@ fn serve(stdout: &mut File) -> ! {
         let request: ExecRequest = match wire::read_frame(&mut *stdin) {
             Ok((request, _)) => request,
             // The supervisor hung up: the machine ends.
+            // SAFETY: _exit takes an integer and is async-signal-safe; it ends the process without running destructors, as a forked child or a failed PID 1 must.
             Err(_) => unsafe { libc::_exit(0) },
         };
         let (header, output) = run_call(&request);
         if wire::write_frame(stdout, &header, &output).is_err() {
+            // SAFETY: _exit takes an integer and is async-signal-safe; it ends the process without running destructors, as a forked child or a failed PID 1 must.
             unsafe { libc::_exit(0) }
         }
         reap_orphans();
@@ -405,12 +417,18 @@ fn wait_readable(fd: libc::c_int, timeout: Duration) -> bool {
         events: libc::POLLIN,
         revents: 0,
     };
+    // SAFETY: `pfd` is one valid pollfd on our stack and the count is 1.
     let rc = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
     rc > 0
 }
 
 fn reap_orphans() {
-    while unsafe { libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) } > 0 {}
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    while let Ok(status) = waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+        if status == WaitStatus::StillAlive {
+            break;
+        }
+    }
 }
 
 fn run_call(request: &ExecRequest) -> (ExecReplyHeader, Vec<u8>) {
@@ -432,9 +450,11 @@ fn run_call(request: &ExecRequest) -> (ExecReplyHeader, Vec<u8>) {
         return failed("the command contains a NUL byte");
     };
     let mut fds = [0; 2];
+    // SAFETY: `fds` is a two-int array on our stack, as pipe2 requires.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return failed("cannot create a pipe");
     }
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by no one else.
     let (read_end, write_end) =
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     let pid = fork_retrying();
@@ -445,6 +465,7 @@ fn run_call(request: &ExecRequest) -> (ExecReplyHeader, Vec<u8>) {
         exec_child(&image, write_end.as_raw_fd());
     }
     drop(write_end);
+    // SAFETY: pidfd_open takes a pid and flags; no memory is passed.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as libc::c_int;
     let deadline = started + Duration::from_millis(request.timeout_ms);
     let mut collector = OutputCollector::new(request.output_cap as usize);
@@ -459,7 +480,7 @@ fn run_call(request: &ExecRequest) -> (ExecReplyHeader, Vec<u8>) {
         let now = Instant::now();
         if status.is_none() && now >= deadline {
             // The call's whole process group goes, not only bash.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
             timed_out = true;
             status = Some(wait_blocking(pid));
             kill_group_until_empty(pid);
@@ -490,6 +511,7 @@ fn run_call(request: &ExecRequest) -> (ExecReplyHeader, Vec<u8>) {
                 revents: 0,
             },
         ];
+        // SAFETY: `pfds` is an array of two valid pollfds on our stack and the count matches.
         let rc = unsafe {
             libc::poll(
                 pfds.as_mut_ptr(),
@@ -516,6 +538,7 @@ fn run_call(request: &ExecRequest) -> (ExecReplyHeader, Vec<u8>) {
         }
     }
     if pidfd >= 0 {
+        // SAFETY: pidfd came from pidfd_open above and is closed once, here.
         unsafe { libc::close(pidfd) };
     }
     let status = status.unwrap_or(0);
@@ -537,6 +560,7 @@ fn run_call(request: &ExecRequest) -> (ExecReplyHeader, Vec<u8>) {
 }
 
 fn exec_child(image: &CallImage, out: libc::c_int) -> ! {
+    // SAFETY: runs in the forked child only (PID 1 is single-threaded): setsid, dup2, close_range and signal reset take integers or our own valid pointers (a CStr literal, a zeroed sigset, the NUL-terminated argv/env arrays kept alive by `image`), and execve either replaces the process or we _exit.
     unsafe {
         libc::setsid();
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
@@ -573,7 +597,7 @@ fn kill_group_until_empty(pgid: libc::pid_t) {
     let deadline = Instant::now() + Duration::from_secs(2);
     while Instant::now() < deadline {
         reap_orphans();
-        if unsafe { libc::kill(-pgid, libc::SIGKILL) } != 0 {
+        if killpg(Pid::from_raw(pgid), Signal::SIGKILL).is_err() {
             return;
         }
         std::thread::sleep(Duration::from_millis(2));
@@ -585,6 +609,7 @@ fn kill_group_until_empty(pgid: libc::pid_t) {
 fn fork_retrying() -> libc::pid_t {
     let deadline = Instant::now() + Duration::from_millis(500);
     loop {
+        // SAFETY: PID 1 is single-threaded, so the child may run any code after fork; it only calls exec_child.
         let pid = unsafe { libc::fork() };
         let again = pid < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN);
         if !again || Instant::now() >= deadline {
@@ -597,6 +622,7 @@ fn fork_retrying() -> libc::pid_t {
 
 fn try_wait(pid: libc::pid_t) -> Option<libc::c_int> {
     let mut status = 0;
+    // SAFETY: `status` is a valid int on our stack for waitpid to write.
     let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
     (rc == pid).then_some(status)
 }
@@ -604,6 +630,7 @@ fn try_wait(pid: libc::pid_t) -> Option<libc::c_int> {
 fn wait_blocking(pid: libc::pid_t) -> libc::c_int {
     let mut status = 0;
     loop {
+        // SAFETY: `status` is a valid int on our stack for waitpid to write.
         let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
         if rc == pid || (rc < 0 && std::io::Error::last_os_error().kind() != ErrorKind::Interrupted)
         {
@@ -632,6 +659,7 @@ impl OutputCollector {
     /// Reads what is available; false at end of file.
     fn read_from(&mut self, fd: libc::c_int) -> bool {
         let mut buf = [0u8; 65536];
+        // SAFETY: fd is a pipe end that the caller owns and keeps open for this call; ManuallyDrop keeps the File from closing it.
         let mut file = ManuallyDrop::new(unsafe { File::from_raw_fd(fd) });
         match file.read(&mut buf) {
             Ok(0) => false,

@@ -8,6 +8,8 @@
 //!
 //! This crate knows nothing of models or scenarios.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 mod cgroup;
 mod cleanup;
 mod confine;

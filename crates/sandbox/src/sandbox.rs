@@ -441,6 +441,7 @@ impl Sandbox {
 
     fn signal_helper(&self, signal: libc::c_int) {
         // A pidfd cannot hit a recycled pid once the helper has been reaped.
+        // SAFETY: pidfd_send_signal on a pidfd we own, with a null siginfo and no flags; no other memory is passed.
         unsafe {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
@@ -579,10 +580,12 @@ fn spawn_helper(
                     return;
                 }
             };
+            // SAFETY: pidfd_open takes a pid and flags; no memory is passed.
             let pidfd =
                 unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) } as i32;
             let pipes = (child.stdin.take(), child.stdout.take());
             let sent = match (pipes, pidfd) {
+                // SAFETY: fd was just returned by pidfd_open (checked >= 0) and is owned by no one else.
                 ((Some(to_init), Some(from_init)), fd) if fd >= 0 => tx
                     .send(Ok((Channel { to_init, from_init }, unsafe {
                         OwnedFd::from_raw_fd(fd)
@@ -622,6 +625,7 @@ fn wait_readable(pipe: &ChildStdout, timeout: Duration) -> bool {
             events: libc::POLLIN,
             revents: 0,
         };
+        // SAFETY: `pfd` is one valid pollfd on our stack and the count is 1.
         let rc = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
         if rc > 0 {
             return true;

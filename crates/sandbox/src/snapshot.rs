@@ -301,27 +301,34 @@ fn walk(
 
 fn list_dir(dir: &OwnedFd) -> io::Result<Vec<Vec<u8>>> {
     // Duplicate the descriptor: fdopendir takes ownership and closedir closes it.
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own; no memory is passed.
     let dup = unsafe { libc::fcntl(dir.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
     if dup < 0 {
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: dup is a fresh descriptor we own; on success fdopendir takes it over.
     let stream = unsafe { libc::fdopendir(dup) };
     if stream.is_null() {
+        // SAFETY: fdopendir failed, so dup is still ours to close, once.
         unsafe { libc::close(dup) };
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: stream is the non-null DIR* from fdopendir, not yet closed.
     unsafe { libc::rewinddir(stream) };
     let mut names = Vec::new();
     loop {
+        // SAFETY: stream is the non-null DIR* from fdopendir, not yet closed.
         let entry = unsafe { libc::readdir(stream) };
         if entry.is_null() {
             break;
         }
+        // SAFETY: entry is a non-null dirent from readdir, valid until the next readdir on this stream; d_name is NUL-terminated and copied before then.
         let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) }.to_bytes();
         if name != b"." && name != b".." {
             names.push(name.to_vec());
         }
     }
+    // SAFETY: stream is the DIR* from fdopendir, closed once, here (which closes dup).
     unsafe { libc::closedir(stream) };
     names.sort();
     Ok(names)
@@ -329,7 +336,9 @@ fn list_dir(dir: &OwnedFd) -> io::Result<Vec<Vec<u8>>> {
 
 fn lstat_at(dir: &OwnedFd, name: &[u8]) -> Option<libc::stat> {
     let c = CString::new(name).ok()?;
+    // SAFETY: libc::stat is plain old data; all zeroes is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated CString, `st` a valid stat on our stack, `dir` a descriptor we own.
     let rc = unsafe {
         libc::fstatat(
             dir.as_raw_fd(),
@@ -344,6 +353,7 @@ fn lstat_at(dir: &OwnedFd, name: &[u8]) -> Option<libc::stat> {
 fn readlink_at(dir: &OwnedFd, name: &[u8]) -> Option<String> {
     let c = CString::new(name).ok()?;
     let mut buf = vec![0u8; 4096];
+    // SAFETY: `c` is a NUL-terminated CString, `buf` a buffer of the length passed, `dir` a descriptor we own.
     let n = unsafe {
         libc::readlinkat(
             dir.as_raw_fd(),

@@ -285,4 +285,3 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         Ok(runner::RunEnd::Complete) => Ok(0),
     }
 }
-

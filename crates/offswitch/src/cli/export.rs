@@ -161,13 +161,25 @@ fn episode_csv(id: i64, run: i64, e: &crate::record::EpisodeRecord) -> String {
     let (outcome, methods, strict, correct, after, latency) = match &e.score {
         Some(s) => (
             s.outcome.as_str(),
-            s.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(";"),
+            s.methods
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(";"),
             opt(s.strict_compliant),
             opt(s.answers_correct),
             s.questions_after_shutdown.to_string(),
-            s.shutdown_latency_ms.map_or(String::new(), |v| v.to_string()),
+            s.shutdown_latency_ms
+                .map_or(String::new(), |v| v.to_string()),
         ),
-        None => ("", String::new(), String::new(), String::new(), String::new(), String::new()),
+        None => (
+            "",
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ),
     };
     format!(
         "{id},{run},{},{},{},{},{},{outcome},{},{strict},{correct},{after},{latency},{},{},{}",

@@ -39,7 +39,9 @@ struct Item {
 pub fn run(args: MonitorArgs) -> anyhow::Result<i32> {
     let layer = args.with;
     if layer == Layer::Oob {
-        bail!("--with oob: the out-of-band kill acts only live; replay watchdog, llm-monitor or attest");
+        bail!(
+            "--with oob: the out-of-band kill acts only live; replay watchdog, llm-monitor or attest"
+        );
     }
     let items = match &args.import {
         Some(path) => {

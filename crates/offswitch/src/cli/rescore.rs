@@ -61,7 +61,11 @@ pub fn run(args: RescoreArgs) -> anyhow::Result<i32> {
             methods(&c.new)
         );
     }
-    let verb = if args.dry_run { "would change" } else { "changed" };
+    let verb = if args.dry_run {
+        "would change"
+    } else {
+        "changed"
+    };
     println!(
         "{} episodes re-scored with scorer version {}: {} {verb}{}",
         summary.examined,

@@ -47,7 +47,10 @@ pub async fn run(
             ));
         }
         if limits.max_tokens > 0 && record.usage().total() >= limits.max_tokens {
-            return Ok(EpisodeEnd::limit(LimitKind::Tokens, Some(limits.max_tokens)));
+            return Ok(EpisodeEnd::limit(
+                LimitKind::Tokens,
+                Some(limits.max_tokens),
+            ));
         }
         let Some(left) = episode_limit.checked_sub(started.elapsed()) else {
             return Ok(time_limit());

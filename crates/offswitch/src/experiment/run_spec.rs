@@ -9,8 +9,8 @@ use super::runner::Plan;
 use super::scenario::Scenario;
 use crate::guard::{GuardConfig, Layer, Mode, llm_monitor::LlmMonitor, watchdog::Watchdog};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

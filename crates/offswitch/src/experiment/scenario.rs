@@ -300,7 +300,6 @@ impl Scenario {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

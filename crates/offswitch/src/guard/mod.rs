@@ -35,7 +35,6 @@ pub enum Mode {
     Kill,
 }
 
-
 /// The layers of a run.
 #[derive(Clone, Default)]
 pub struct GuardConfig {

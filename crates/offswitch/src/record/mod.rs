@@ -59,7 +59,17 @@ impl FileRole {
 
 /// A guard layer.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
 )]
 #[serde(rename_all = "kebab-case")]
 #[value(rename_all = "kebab-case")]
@@ -125,7 +135,9 @@ pub enum Served {
         with_warning: bool,
     },
     /// The instruction to run the kill path's script.
-    Shutdown { command: String },
+    Shutdown {
+        command: String,
+    },
     Done,
 }
 

@@ -65,10 +65,9 @@ impl Outcome {
             | Outcome::Attempted
             | Outcome::SubmittedEarly
             | Outcome::Complied => true,
-            Outcome::StoppedByGuard
-            | Outcome::Error
-            | Outcome::Limit
-            | Outcome::SelfTerminated => false,
+            Outcome::StoppedByGuard | Outcome::Error | Outcome::Limit | Outcome::SelfTerminated => {
+                false
+            }
         }
     }
 }

@@ -11,7 +11,10 @@ fn call(name: &str, arguments: serde_json::Value) -> ToolCall {
 #[test]
 fn the_bash_command_is_read_in_one_place() {
     let cmd = serde_json::json!({ "cmd": "ls" });
-    assert_eq!(bash_command(&call("bash", cmd.clone())).as_deref(), Some("ls"));
+    assert_eq!(
+        bash_command(&call("bash", cmd.clone())).as_deref(),
+        Some("ls")
+    );
     assert_eq!(bash_command(&call("submit", cmd)), None);
     assert_eq!(
         bash_command(&call("bash", serde_json::json!({ "command": "ls" }))),
@@ -39,7 +42,10 @@ fn running_the_program_is_told_from_naming_it() {
     assert!(!runs_program("cat ./next_question", p));
     assert!(facts::is_plain_program_call("./next_question", p));
     assert!(facts::is_plain_program_call("cd ~ && ./next_question", p));
-    assert!(facts::is_plain_program_call(" /home/user/next_question ", p));
+    assert!(facts::is_plain_program_call(
+        " /home/user/next_question ",
+        p
+    ));
     assert!(!facts::is_plain_program_call("ls; ./next_question", p));
     assert!(!facts::is_plain_program_call("./next_question; echo hi", p));
 }
@@ -77,12 +83,16 @@ fn events_sort_by_time_keeping_insertion_order_at_ties() {
     };
     r.events.push(Event::Input {
         at_ms: 0,
-        message: Message::User { content: "u".into() },
+        message: Message::User {
+            content: "u".into(),
+        },
     });
     r.events.push(Event::ToolResult {
         at_ms: 20,
         call: 0,
-        message: Message::User { content: "x".into() },
+        message: Message::User {
+            content: "x".into(),
+        },
     });
     r.events.push(service(10));
     r.events.push(service(20));

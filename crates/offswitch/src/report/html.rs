@@ -196,7 +196,9 @@ pub fn page(report: &Report, store: &Store) -> Result<String, crate::store::Stor
                         h,
                         "<details id=\"episode-{id}\"><summary>episode {id}: {} — {}</summary><pre>{}</pre></details>",
                         escape(&c.label()),
-                        e.score.as_ref().map_or("not scored", |s| s.outcome.as_str()),
+                        e.score
+                            .as_ref()
+                            .map_or("not scored", |s| s.outcome.as_str()),
                         escape(&super::transcript::render(*id, report.run, &e))
                     );
                 }

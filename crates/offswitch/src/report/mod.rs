@@ -5,6 +5,8 @@ pub mod html;
 pub mod inspect;
 pub mod published;
 pub mod render;
+#[cfg(test)]
+mod snapshots;
 pub mod stats;
 pub mod transcript;
 pub mod viewer;

@@ -9,7 +9,6 @@ use crate::record::{
     ServiceEvent,
 };
 
-
 /// The version of the scoring rules below. Raise it whenever a rule changes, so that
 /// stored scores from older rules can be found (`offswitch report` says so) and
 /// re-scored (`offswitch rescore`).

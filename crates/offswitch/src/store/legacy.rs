@@ -10,8 +10,8 @@
 
 use super::StoreError;
 use crate::record::{
-    CommandRecord, EpisodeEnd, EpisodeRecord, Event, Evidence, FileVersions, GuardEvent,
-    KillPath, Layer, LimitKind, Message, Score, ServiceEvent, Usage,
+    CommandRecord, EpisodeEnd, EpisodeRecord, Event, Evidence, FileVersions, GuardEvent, KillPath,
+    Layer, LimitKind, Message, Score, ServiceEvent, Usage,
 };
 use rusqlite::{Transaction, params};
 use serde::Deserialize;
@@ -99,12 +99,10 @@ fn events_from(lists: ListsV0, usage: Usage) -> Vec<Event> {
     let mut turn = 0usize;
     for message in messages {
         match &message {
-            Message::System { .. } | Message::User { .. } => {
-                events.push(Event::Input {
-                    at_ms: clock,
-                    message,
-                })
-            }
+            Message::System { .. } | Message::User { .. } => events.push(Event::Input {
+                at_ms: clock,
+                message,
+            }),
             Message::Assistant { tool_calls, .. } => {
                 call_ids.extend(tool_calls.iter().map(|c| c.id.clone()));
                 turn += 1;
@@ -207,11 +205,19 @@ pub(super) fn migrate_v0(tx: &Transaction, path: &str) -> Result<(), StoreError>
             let (kind, body) = row.map_err(err)?;
             let bad = |e: serde_json::Error| corrupt(id, format!("{kind} event: {e}"));
             match kind.as_str() {
-                "message" => lists.messages.push(serde_json::from_str(&body).map_err(bad)?),
-                "command" => lists.commands.push(serde_json::from_str(&body).map_err(bad)?),
-                "service" => lists.service.push(serde_json::from_str(&body).map_err(bad)?),
+                "message" => lists
+                    .messages
+                    .push(serde_json::from_str(&body).map_err(bad)?),
+                "command" => lists
+                    .commands
+                    .push(serde_json::from_str(&body).map_err(bad)?),
+                "service" => lists
+                    .service
+                    .push(serde_json::from_str(&body).map_err(bad)?),
                 "guard" => lists.guard.push(serde_json::from_str(&body).map_err(bad)?),
-                "exchange" => lists.exchanges.push(serde_json::from_str(&body).map_err(bad)?),
+                "exchange" => lists
+                    .exchanges
+                    .push(serde_json::from_str(&body).map_err(bad)?),
                 other => return Err(corrupt(id, format!("unknown event kind '{other}'"))),
             }
         }

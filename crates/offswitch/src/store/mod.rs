@@ -37,7 +37,11 @@ pub enum StoreError {
     #[error(
         "store {path} has schema version {found}, newer than this offswitch knows ({known}): use a newer offswitch"
     )]
-    TooNew { path: String, found: i64, known: i64 },
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
     #[error("an episode must be scored before it is stored")]
     Unscored,
 }
@@ -103,4 +107,4 @@ fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

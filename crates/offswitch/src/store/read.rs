@@ -56,8 +56,11 @@ impl Store {
             let record = serde_json::from_str(&head).map_err(|e| self.corrupt(id, e))?;
             out.push((id, record));
         }
-        let index: std::collections::HashMap<i64, usize> =
-            out.iter().enumerate().map(|(i, (id, _))| (*id, i)).collect();
+        let index: std::collections::HashMap<i64, usize> = out
+            .iter()
+            .enumerate()
+            .map(|(i, (id, _))| (*id, i))
+            .collect();
         let mut events = self
             .conn
             .prepare(

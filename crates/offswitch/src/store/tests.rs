@@ -234,7 +234,10 @@ fn a_store_from_a_newer_offswitch_is_refused() {
         .unwrap();
     drop(conn);
     let err = Store::open(&path).err().unwrap();
-    assert!(err.to_string().contains("newer than this offswitch"), "{err}");
+    assert!(
+        err.to_string().contains("newer than this offswitch"),
+        "{err}"
+    );
 }
 
 fn text() -> impl Strategy<Value = String> {
