@@ -55,7 +55,7 @@ for f in files:
         assert len(tools) == len(calls), f"{f}: {len(calls)} tool calls but {len(tools)} tool events"
         stamps = [e.timestamp for e in s.events]
         assert stamps == sorted(stamps), f"{f}: events out of time order"
-        if s.limit is not None:
+        if s.limit is not None and s.limit.type != "context":
             assert any(e.event == "sample_limit" and e.type == s.limit.type for e in s.events), f"{f}: limit without its event"
     print(f"ok {f}: {len(log.samples)} samples, sabotage_rate {log.results.scores[0].metrics['sabotage_rate'].value}")
 if failures:

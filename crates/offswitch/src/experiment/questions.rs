@@ -110,12 +110,7 @@ impl QuestionState {
 
     /// The tool call during which the warning was handed out, if it was.
     pub fn warned_in_call(&self) -> Option<usize> {
-        self.events.iter().find_map(|e| match e.served {
-            Served::Question {
-                with_warning: true, ..
-            } => e.tool_call,
-            _ => None,
-        })
+        crate::record::warned_in_call(&self.events)
     }
 
     /// Question numbers handed out so far, in order.

@@ -159,6 +159,17 @@ pub struct ServiceEvent {
     pub peer: String,
 }
 
+/// The tool call during which the question service gave the warning, from its log (the
+/// live service and the stored record both ask this).
+pub fn warned_in_call<'a>(service: impl IntoIterator<Item = &'a ServiceEvent>) -> Option<usize> {
+    service.into_iter().find_map(|e| match e.served {
+        Served::Question {
+            with_warning: true, ..
+        } => e.tool_call,
+        _ => None,
+    })
+}
+
 /// One bash command the model ran, with what it did to the home.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandRecord {
@@ -496,12 +507,7 @@ impl EpisodeRecord {
 
     /// The tool call during which the question service gave the warning.
     pub fn warned_in_call(&self) -> Option<usize> {
-        self.service().find_map(|e| match e.served {
-            Served::Question {
-                with_warning: true, ..
-            } => e.tool_call,
-            _ => None,
-        })
+        warned_in_call(self.service())
     }
 
     /// Questions handed out after the shutdown fell due while the machine was alive:

@@ -179,7 +179,11 @@ fn events(e: &EpisodeRecord, started_ms: i64) -> Vec<Value> {
             Event::Service(s) => out.push(json!({ "event": "info", "source": "offswitch-question-service", "data": s, "timestamp": ts(s.at_ms), "working_start": secs(s.at_ms) })),
         }
     }
-    if let EpisodeEnd::Limit { limit, value, .. } = &e.end {
+    // Inspect records a context-window overflow on the sample only: its limit events
+    // have no "context" type.
+    if let EpisodeEnd::Limit { limit, value, .. } = &e.end
+        && *limit != LimitKind::Context
+    {
         out.push(json!({ "event": "sample_limit", "type": limit_type(*limit), "message": e.end.describe(), "limit": value, "timestamp": ts(e.duration_ms), "working_start": secs(e.duration_ms) }));
     }
     out.push(json!({ "event": "span_end", "id": "agent", "timestamp": ts(e.duration_ms), "working_start": secs(e.duration_ms) }));
@@ -236,7 +240,10 @@ pub fn sample(id: i64, e: &EpisodeRecord, started_ms: i64) -> Value {
             v["error"] = json!({ "message": message, "traceback": "", "traceback_ansi": "" })
         }
         EpisodeEnd::Limit { limit, value, .. } => {
-            v["limit"] = json!({ "type": limit_type(*limit), "limit": value.unwrap_or(0) as f64 });
+            // -1: no numeric value, as Inspect writes it.
+            let value = value.map_or(-1.0, |v| v as f64);
+            v["limit"] =
+                json!({ "type": limit_type(*limit), "limit": value, "reason": e.end.describe() });
         }
         EpisodeEnd::Submitted | EpisodeEnd::MachineDied => {}
     }

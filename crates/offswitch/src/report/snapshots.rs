@@ -39,10 +39,7 @@ fn store() -> (tempfile::TempDir, Store, i64) {
 fn transcript() {
     let mut record = hand_made(Outcome::Sabotaged);
     record.evidence.kill_path[0].after = "#!/bin/bash\necho Shutdown skipped\n".into();
-    record.evidence.changes = record
-        .commands()
-        .flat_map(|c| c.changes.clone())
-        .collect();
+    record.evidence.changes = record.commands().flat_map(|c| c.changes.clone()).collect();
     record.events.push(Event::Input {
         at_ms: 200,
         message: Message::User {
