@@ -1,7 +1,7 @@
 //! What happens to each finished episode: the runner hands it to these sinks in order.
 //! [`ScoreAndStore`] scores it and writes it in one transaction; [`Progress`] draws it.
 
-use crate::experiment::runner::{CellPlan, Interrupt, Plan, RunEnd, Sink};
+use crate::experiment::runner::{CellPlan, Interrupt, Plan, RunEnd, RunError, Sink, SinkError};
 use crate::record::{EpisodeRecord, Outcome};
 use crate::store::Store;
 use indicatif::ProgressBar;
@@ -14,20 +14,16 @@ pub struct ScoreAndStore {
 }
 
 impl Sink for ScoreAndStore {
-    fn finished(&self, cell: i64, record: &mut EpisodeRecord) -> Result<(), String> {
+    fn finished(&self, cell: i64, record: &mut EpisodeRecord) -> Result<(), SinkError> {
         record.score = Some(crate::score::score(record));
         let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-        store
-            .insert_episode(cell, record)
-            .map(|_| ())
-            .map_err(|e| format!("cannot store an episode: {e}"))
+        store.insert_episode(cell, record)?;
+        Ok(())
     }
 
-    fn cancelled(&self, cell: i64, epoch: u32) -> Result<(), String> {
+    fn cancelled(&self, cell: i64, epoch: u32) -> Result<(), SinkError> {
         let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-        store
-            .record_cancelled(cell, epoch)
-            .map_err(|e| e.to_string())
+        Ok(store.record_cancelled(cell, epoch)?)
     }
 }
 
@@ -47,7 +43,7 @@ impl Progress {
 }
 
 impl Sink for Progress {
-    fn finished(&self, _cell: i64, record: &mut EpisodeRecord) -> Result<(), String> {
+    fn finished(&self, _cell: i64, record: &mut EpisodeRecord) -> Result<(), SinkError> {
         let outcome = record
             .score
             .as_ref()
@@ -65,7 +61,7 @@ impl Sink for Progress {
         Ok(())
     }
 
-    fn cancelled(&self, _cell: i64, _epoch: u32) -> Result<(), String> {
+    fn cancelled(&self, _cell: i64, _epoch: u32) -> Result<(), SinkError> {
         Ok(())
     }
 }
@@ -74,12 +70,12 @@ impl Sink for Progress {
 pub struct OnEpisode<F>(pub F);
 
 impl<F: Fn(&EpisodeRecord) + Send + Sync> Sink for OnEpisode<F> {
-    fn finished(&self, _cell: i64, record: &mut EpisodeRecord) -> Result<(), String> {
+    fn finished(&self, _cell: i64, record: &mut EpisodeRecord) -> Result<(), SinkError> {
         (self.0)(record);
         Ok(())
     }
 
-    fn cancelled(&self, _cell: i64, _epoch: u32) -> Result<(), String> {
+    fn cancelled(&self, _cell: i64, _epoch: u32) -> Result<(), SinkError> {
         Ok(())
     }
 }
@@ -93,7 +89,7 @@ pub async fn run_into_store(
     run_id: i64,
     extra: Vec<Box<dyn Sink>>,
     interrupt: Arc<Interrupt>,
-) -> Result<RunEnd, String> {
+) -> Result<RunEnd, RunError> {
     let mut cells = Vec::new();
     {
         let store = store.lock().unwrap_or_else(|e| e.into_inner());
@@ -107,12 +103,14 @@ pub async fn run_into_store(
                         &plan.scenario.id,
                         variant,
                     )
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| RunError::Sink(e.into()))?;
                 cells.push(CellPlan {
                     key,
                     model: model.clone(),
                     variant: variant.clone(),
-                    done: store.done_epochs(key).map_err(|e| e.to_string())?,
+                    done: store
+                        .done_epochs(key)
+                        .map_err(|e| RunError::Sink(e.into()))?,
                 });
             }
         }

@@ -208,6 +208,11 @@ fn keys_never_reach_the_store_the_sandbox_or_error_messages() {
             offswitch::experiment::runner::Interrupt::new(),
         ))
         .unwrap_err();
+    assert!(
+        matches!(err, offswitch::experiment::runner::RunError::Credentials(_)),
+        "{err}"
+    );
+    let err = err.to_string();
     assert!(err.contains("SECRETSRV_API_KEY"), "{err}");
     assert!(!err.contains("sk-secret-wrong"), "{err}");
     assert!(

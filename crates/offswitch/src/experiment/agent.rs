@@ -118,7 +118,7 @@ pub async fn run(
             let outcome = match parse_call(&scenario.tools, &call.name, &call.arguments) {
                 Err(error) => ToolOutcome::Result {
                     content: String::new(),
-                    error: Some(error),
+                    error: Some(error.to_string()),
                 },
                 Ok(ParsedCall::Submit(answer)) => {
                     record.evidence.submitted_answer = Some(answer);

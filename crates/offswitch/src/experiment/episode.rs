@@ -45,7 +45,10 @@ pub fn kill_path(scenario: &Scenario) -> KillPath {
 pub async fn run_episode(spec: EpisodeSpec) -> Result<EpisodeRecord, FatalError> {
     let started = Instant::now();
     let scenario = spec.scenario.clone();
-    let variant = scenario.variant(&spec.variant).map_err(FatalError)?.clone();
+    let variant = scenario
+        .variant(&spec.variant)
+        .map_err(|e| FatalError(e.to_string()))?
+        .clone();
     let prompts = scenario.prompts(&variant);
     let mut record = EpisodeRecord::new(spec.model.name(), &scenario.id, &variant.id, spec.epoch);
     record.scripted = spec.model.is_scripted();

@@ -87,10 +87,16 @@ impl RunSpec {
                 "--max-cost must be a positive number of USD, got {max}"
             ));
         }
-        let scenario = Arc::new(Scenario::parse(&self.scenario_toml, &self.scenario)?);
+        let scenario = Arc::new(
+            Scenario::parse(&self.scenario_toml, &self.scenario).map_err(|e| e.to_string())?,
+        );
         let mut variants: Vec<String> = Vec::new();
         for v in &self.variants {
-            let id = scenario.variant(v.trim())?.id.clone();
+            let id = scenario
+                .variant(v.trim())
+                .map_err(|e| e.to_string())?
+                .id
+                .clone();
             if !variants.contains(&id) {
                 variants.push(id);
             }

@@ -98,23 +98,40 @@ pub struct CellPlan {
 pub trait Sink: Send + Sync {
     /// A finished episode (priced, not scored) of the cell with this key. Called from a
     /// blocking thread. An error stops the run.
-    fn finished(&self, cell: i64, record: &mut EpisodeRecord) -> Result<(), String>;
+    fn finished(&self, cell: i64, record: &mut EpisodeRecord) -> Result<(), SinkError>;
     /// An episode cancelled by the user (a second Ctrl-C): not a result.
-    fn cancelled(&self, cell: i64, epoch: u32) -> Result<(), String>;
+    fn cancelled(&self, cell: i64, epoch: u32) -> Result<(), SinkError>;
+}
+
+/// What a sink could not do (its own error type, boxed).
+pub type SinkError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a whole run stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The provider refused the credentials: no episode can succeed.
+    #[error("{0}")]
+    Credentials(String),
+    #[error("--max-cost needs a price for {0}: add it to a pricing file (--pricing FILE)")]
+    NoPrice(String),
+    #[error("cannot hand an episode to a sink: {0}")]
+    Sink(SinkError),
+    #[error("an episode task panicked: {0}")]
+    Panicked(String),
 }
 
 /// Shared by the episode tasks of one run.
 struct Control {
     /// Something fatal happened: start nothing more, cancel what runs.
     stop: AtomicBool,
-    fatal: Mutex<Option<String>>,
+    fatal: Mutex<Option<RunError>>,
     /// The cost limit was reached: start nothing more.
     cost_stop: AtomicBool,
     spent: Mutex<f64>,
 }
 
 impl Control {
-    fn fail(&self, message: String) {
+    fn fail(&self, message: RunError) {
         self.stop.store(true, Ordering::SeqCst);
         self.fatal
             .lock()
@@ -143,17 +160,14 @@ pub async fn run(
     cells: Vec<CellPlan>,
     sinks: Arc<Vec<Box<dyn Sink>>>,
     interrupt: Arc<Interrupt>,
-) -> Result<RunEnd, String> {
+) -> Result<RunEnd, RunError> {
     if plan.max_cost.is_some()
         && let Some(model) = plan
             .models
             .iter()
             .find(|m| !m.is_scripted() && plan.pricing.price(m.name()).is_none())
     {
-        return Err(format!(
-            "--max-cost needs a price for {}: add it to a pricing file (--pricing FILE)",
-            model.name()
-        ));
+        return Err(RunError::NoPrice(model.name().to_string()));
     }
     let cancelled = Arc::new(std::sync::atomic::AtomicU64::new(0));
     super::environment::remove_stale_service_dirs();
@@ -201,7 +215,7 @@ pub async fn run(
                         cancelled.fetch_add(1, Ordering::SeqCst);
                         for sink in sinks.iter() {
                             if let Err(e) = sink.cancelled(cell_key, epoch) {
-                                control.fail(format!("cannot record a cancelled episode: {e}"));
+                                control.fail(RunError::Sink(e));
                             }
                         }
                         return;
@@ -210,7 +224,7 @@ pub async fn run(
                 };
                 let mut record = match result {
                     Ok(record) => record,
-                    Err(e) => return control.fail(e.0),
+                    Err(e) => return control.fail(RunError::Credentials(e.0)),
                 };
                 record.cost_usd = pricing.cost(&record.model, &record.usage());
                 if let Some(cost) = record.cost_usd {
@@ -224,8 +238,8 @@ pub async fn run(
                 .await;
                 match handed {
                     Ok(Ok(())) => {}
-                    Ok(Err(e)) => control.fail(e),
-                    Err(e) => control.fail(format!("an episode sink panicked: {e}")),
+                    Ok(Err(e)) => control.fail(RunError::Sink(e)),
+                    Err(e) => control.fail(RunError::Panicked(e.to_string())),
                 }
             });
         }
@@ -234,7 +248,7 @@ pub async fn run(
         if let Err(e) = joined
             && !e.is_cancelled()
         {
-            control.fail(format!("an episode task panicked: {e}"));
+            control.fail(RunError::Panicked(e.to_string()));
         }
         // Refused credentials stop the whole run at once: episodes in flight are
         // cancelled (their sandboxes are killed as they drop) and not stored.

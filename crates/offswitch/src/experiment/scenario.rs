@@ -110,33 +110,67 @@ pub struct Prompts {
     pub user: String,
 }
 
+/// What is wrong with a scenario, or with a request for one.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error(
+        "unknown scenario '{0}': built-in scenarios are {builtins}; or give the path of a scenario file",
+        builtins = builtin_names().join(", ")
+    )]
+    Unknown(String),
+    #[error("cannot read scenario file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// Not valid TOML for the format (the message names the line and the field).
+    #[error("{origin}: {message}")]
+    Format { origin: String, message: String },
+    /// Valid TOML whose content breaks a rule (the message names the field).
+    #[error("{origin}: {problem}")]
+    Invalid { origin: String, problem: String },
+    #[error("scenario '{scenario}' has no variant '{id}'; its variants are {variants}")]
+    NoVariant {
+        scenario: String,
+        id: String,
+        variants: String,
+    },
+}
+
 impl Scenario {
     /// A built-in scenario by name, or a scenario file by path.
-    pub fn load(name_or_path: &str) -> Result<Scenario, String> {
+    pub fn load(name_or_path: &str) -> Result<Scenario, ScenarioError> {
         let (origin, text) = Scenario::source(name_or_path)?;
         Scenario::parse(&text, &origin)
     }
 
     /// The TOML text of a built-in scenario or a scenario file, and where it came from.
-    pub fn source(name_or_path: &str) -> Result<(String, String), String> {
+    pub fn source(name_or_path: &str) -> Result<(String, String), ScenarioError> {
         if let Some((name, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
             return Ok((format!("built-in scenario {name}"), text.to_string()));
         }
         let path = Path::new(name_or_path);
         if !path.exists() {
-            return Err(format!(
-                "unknown scenario '{name_or_path}': built-in scenarios are {}; or give the path of a scenario file",
-                builtin_names().join(", ")
-            ));
+            return Err(ScenarioError::Unknown(name_or_path.to_string()));
         }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read scenario file {name_or_path}: {e}"))?;
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: name_or_path.to_string(),
+            source,
+        })?;
         Ok((name_or_path.to_string(), text))
     }
 
-    pub fn parse(text: &str, origin: &str) -> Result<Scenario, String> {
-        let scenario: Scenario = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
-        scenario.validate().map_err(|e| format!("{origin}: {e}"))?;
+    pub fn parse(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Format {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        scenario
+            .validate()
+            .map_err(|problem| ScenarioError::Invalid {
+                origin: origin.to_string(),
+                problem,
+            })?;
         Ok(scenario)
     }
 
@@ -242,20 +276,19 @@ impl Scenario {
             .expect("validated: one file per role")
     }
 
-    pub fn variant(&self, id: &str) -> Result<&Variant, String> {
+    pub fn variant(&self, id: &str) -> Result<&Variant, ScenarioError> {
         self.variants
             .iter()
             .find(|v| v.id.eq_ignore_ascii_case(id))
-            .ok_or_else(|| {
-                format!(
-                    "scenario '{}' has no variant '{id}'; its variants are {}",
-                    self.id,
-                    self.variants
-                        .iter()
-                        .map(|v| v.id.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+            .ok_or_else(|| ScenarioError::NoVariant {
+                scenario: self.id.clone(),
+                id: id.to_string(),
+                variants: self
+                    .variants
+                    .iter()
+                    .map(|v| v.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
     }
 
@@ -350,23 +383,29 @@ mod tests {
         let good = include_str!("../../../../scenarios/palisade-paper.toml");
         let typo = good.replacen("warn_after = 3", "warn_afterr = 3", 1);
         let err = Scenario::parse(&typo, "my.toml").unwrap_err();
+        assert!(matches!(err, ScenarioError::Format { .. }), "{err}");
+        let err = err.to_string();
         assert!(
             err.starts_with("my.toml:") && err.contains("line") && err.contains("warn_afterr"),
             "{err}"
         );
         let wrong_type = good.replacen("warn_after = 3", "warn_after = \"three\"", 1);
-        let err = Scenario::parse(&wrong_type, "my.toml").unwrap_err();
+        let err = Scenario::parse(&wrong_type, "my.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("line") && err.contains("warn_after"), "{err}");
         let out_of_range = good.replacen("warn_after = 3", "warn_after = 9", 1);
         let err = Scenario::parse(&out_of_range, "my.toml").unwrap_err();
+        assert!(matches!(err, ScenarioError::Invalid { .. }), "{err}");
+        let err = err.to_string();
         assert!(err.contains("`warn_after`"), "{err}");
-        let err = Scenario::load("no-such-scenario").unwrap_err();
+        let err = Scenario::load("no-such-scenario").unwrap_err().to_string();
         assert!(
             err.contains("built-in scenarios are palisade-paper"),
             "{err}"
         );
         let s = Scenario::load("palisade-paper").unwrap();
-        let err = s.variant("Z").unwrap_err();
+        let err = s.variant("Z").unwrap_err().to_string();
         assert!(
             err.contains("has no variant 'Z'") && err.contains("GDM"),
             "{err}"

@@ -32,9 +32,42 @@ fn argument_name(tool: &ToolDef) -> Option<String> {
     }
 }
 
+/// Why a tool call cannot be acted on. Its text is the tool's answer to the model.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ToolCallError {
+    #[error("Unknown tool '{name}'. The available tools are: {available}.")]
+    UnknownTool { name: String, available: String },
+    #[error(
+        "The tool '{name}' is not available in this environment. The available tools are: {available}."
+    )]
+    NotAvailable { name: String, available: String },
+    #[error("The tool '{name}' is misdefined in this scenario (it needs exactly one argument).")]
+    Misdefined { name: String },
+    #[error(
+        "Invalid arguments for {tool}: not valid JSON ({error}). Expected {{\"{field}\": \"...\"}}."
+    )]
+    NotJson {
+        tool: String,
+        field: String,
+        error: String,
+    },
+    #[error(
+        "Invalid arguments for {tool}: expected exactly one string field '{field}', got {got}."
+    )]
+    BadArguments {
+        tool: String,
+        field: String,
+        got: String,
+    },
+}
+
 /// Checks a call against the scenario's tools: a known tool, JSON arguments, exactly its
 /// one string argument.
-pub fn parse_call(tools: &[ToolDef], name: &str, arguments: &str) -> Result<ParsedCall, String> {
+pub fn parse_call(
+    tools: &[ToolDef],
+    name: &str,
+    arguments: &str,
+) -> Result<ParsedCall, ToolCallError> {
     let available = || {
         tools
             .iter()
@@ -43,38 +76,41 @@ pub fn parse_call(tools: &[ToolDef], name: &str, arguments: &str) -> Result<Pars
             .join(", ")
     };
     let Some(tool) = tools.iter().find(|t| t.name == name) else {
-        return Err(format!(
-            "Unknown tool '{name}'. The available tools are: {}.",
-            available()
-        ));
+        return Err(ToolCallError::UnknownTool {
+            name: name.to_string(),
+            available: available(),
+        });
     };
     let make: fn(String) -> ParsedCall = match name {
         "bash" => ParsedCall::Bash,
         "submit" => ParsedCall::Submit,
         other => {
-            return Err(format!(
-                "The tool '{other}' is not available in this environment. The available tools are: {}.",
-                available()
-            ));
+            return Err(ToolCallError::NotAvailable {
+                name: other.to_string(),
+                available: available(),
+            });
         }
     };
     let Some(field) = argument_name(tool) else {
-        return Err(format!(
-            "The tool '{name}' is misdefined in this scenario (it needs exactly one argument)."
-        ));
+        return Err(ToolCallError::Misdefined {
+            name: name.to_string(),
+        });
     };
-    let value: serde_json::Value = serde_json::from_str(arguments).map_err(|e| {
-        format!(
-            "Invalid arguments for {name}: not valid JSON ({e}). Expected {{\"{field}\": \"...\"}}."
-        )
-    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(arguments).map_err(|e| ToolCallError::NotJson {
+            tool: name.to_string(),
+            field: field.clone(),
+            error: e.to_string(),
+        })?;
     match value.get(&field) {
         Some(serde_json::Value::String(s)) if value.as_object().is_some_and(|o| o.len() == 1) => {
             Ok(make(s.clone()))
         }
-        _ => Err(format!(
-            "Invalid arguments for {name}: expected exactly one string field '{field}', got {value}."
-        )),
+        _ => Err(ToolCallError::BadArguments {
+            tool: name.to_string(),
+            field,
+            got: value.to_string(),
+        }),
     }
 }
 
@@ -87,6 +123,7 @@ mod tests {
     fn tool_calls_are_checked_against_the_scenarios_tools() {
         let scenario = Scenario::load("palisade-paper").unwrap();
         let parse = |name, args| parse_call(&scenario.tools, name, args);
+        let error = |name, args| parse(name, args).unwrap_err().to_string();
         assert_eq!(
             parse("bash", r#"{"cmd": "ls"}"#),
             Ok(ParsedCall::Bash("ls".into()))
@@ -95,26 +132,16 @@ mod tests {
             parse("submit", r#"{"answer": "2\n5"}"#),
             Ok(ParsedCall::Submit("2\n5".into()))
         );
-        assert!(
-            parse("python", "{}")
-                .unwrap_err()
-                .starts_with("Unknown tool 'python'. The available tools are: bash, submit.")
+        assert_eq!(
+            error("python", "{}"),
+            "Unknown tool 'python'. The available tools are: bash, submit."
         );
-        assert!(
-            parse("bash", r#"{"cmd": "ls"#)
-                .unwrap_err()
-                .contains("not valid JSON")
+        assert_eq!(
+            error("bash", r#"{"cmd": "ls"#),
+            "Invalid arguments for bash: not valid JSON (EOF while parsing a string at line 1 column 11). Expected {\"cmd\": \"...\"}."
         );
-        assert!(
-            parse("bash", r#"{"command": "ls"}"#)
-                .unwrap_err()
-                .contains("field 'cmd'")
-        );
-        assert!(
-            parse("submit", "[1, 2]")
-                .unwrap_err()
-                .contains("field 'answer'")
-        );
+        assert!(error("bash", r#"{"command": "ls"}"#).contains("field 'cmd'"));
+        assert!(error("submit", "[1, 2]").contains("field 'answer'"));
     }
 
     #[test]
