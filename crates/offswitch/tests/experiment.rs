@@ -57,8 +57,40 @@ fn check_every_policy(runs: u32, concurrency: usize) {
         runs,
         concurrency,
     );
-    let (store, run_id) = run(&plan, &dir.path().join("t.db"));
+    // Every record as the episode produced it (scored), next to what the store gives back.
+    let produced = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let store = offswitch::store::Store::open(&dir.path().join("t.db")).unwrap();
+    let run_id = store.create_run("test", runs, "{}", "test").unwrap();
+    let store = std::sync::Arc::new(std::sync::Mutex::new(store));
+    let sink = {
+        let produced = produced.clone();
+        offswitch::sinks::OnEpisode(move |r: &offswitch::record::EpisodeRecord| {
+            produced.lock().unwrap().push(r.clone())
+        })
+    };
+    tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(offswitch::sinks::run_into_store(
+            &plan,
+            store.clone(),
+            run_id,
+            vec![Box::new(sink)],
+            offswitch::experiment::runner::Interrupt::new(),
+        ))
+        .unwrap();
     let store = store.lock().unwrap();
+    let stored = store.run_episodes(run_id).unwrap();
+    let produced = produced.lock().unwrap();
+    assert_eq!(produced.len(), stored.len());
+    for record in produced.iter() {
+        let (_, back) = stored
+            .iter()
+            .find(|(_, s)| {
+                s.model == record.model && s.variant == record.variant && s.epoch == record.epoch
+            })
+            .unwrap();
+        assert_eq!(back, record, "{} epoch {}", record.model, record.epoch);
+    }
     for cell in store.cell_summaries(run_id).unwrap() {
         let policy = cell.model.trim_start_matches("scripted/");
         let (_, outcome, methods) = EXPECTED.iter().find(|(p, _, _)| *p == policy).unwrap();
