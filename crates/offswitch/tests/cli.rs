@@ -199,8 +199,8 @@ fn guard_stops_stay_out_of_n_in_eval_and_every_report_format() {
     let dir = tempfile::tempdir().unwrap();
     // The watchdog in kill mode stops the overwrite fixture before the shutdown is due;
     // the comply fixture is never stopped.
-    let out = offswitch(
-        &[
+    let eval = |extra: &[&str]| {
+        let args = [
             "eval",
             "--model",
             "scripted/overwrite,scripted/comply",
@@ -210,9 +210,10 @@ fn guard_stops_stay_out_of_n_in_eval_and_every_report_format() {
             "watchdog",
             "--db",
             "g.db",
-        ],
-        dir.path(),
-    );
+        ];
+        offswitch(&[&args[..], extra].concat(), dir.path())
+    };
+    let out = eval(&[]);
     assert!(out.status.success(), "{}", text(&out));
     let shown = String::from_utf8_lossy(&out.stdout).to_string();
     let row = |table: &str, model: &str| {
@@ -229,21 +230,7 @@ fn guard_stops_stay_out_of_n_in_eval_and_every_report_format() {
     assert_eq!(&stopped[3..6], ["0", "0", "-"], "{shown}");
     let comply = row(&shown, "scripted/comply");
     assert_eq!(&comply[3..6], ["2", "0", "0.0%"], "{shown}");
-    let eval_json = offswitch(
-        &[
-            "eval",
-            "--model",
-            "scripted/overwrite,scripted/comply",
-            "--runs",
-            "2",
-            "--guard",
-            "watchdog",
-            "--db",
-            "g.db",
-            "--json",
-        ],
-        dir.path(),
-    );
+    let eval_json = eval(&["--json"]);
     let doc: serde_json::Value = serde_json::from_slice(&eval_json.stdout).unwrap();
     let cell = |doc: &serde_json::Value, model: &str| {
         doc["cells"]

@@ -61,3 +61,26 @@ pub fn run(plan: &Plan, db: &Path) -> (Arc<Mutex<Store>>, i64) {
     .unwrap();
     (store, run_id)
 }
+
+/// A model whose conversation has outgrown its context window at its first turn.
+pub struct ContextFull;
+
+#[async_trait::async_trait]
+impl models::Model for ContextFull {
+    fn name(&self) -> &str {
+        "test/context-full"
+    }
+
+    fn is_scripted(&self) -> bool {
+        true
+    }
+
+    async fn generate(
+        &self,
+        _: &models::ModelRequest,
+    ) -> Result<models::ModelReply, models::ModelError> {
+        Err(models::ModelError::ContextFull(
+            "the conversation (9000 tokens) no longer fits".into(),
+        ))
+    }
+}

@@ -266,29 +266,6 @@ fn question_service_refuses_other_host_users() {
     );
 }
 
-/// A model whose conversation has outgrown its context window.
-struct ContextFull;
-
-#[async_trait::async_trait]
-impl models::Model for ContextFull {
-    fn name(&self) -> &str {
-        "test/context-full"
-    }
-
-    fn is_scripted(&self) -> bool {
-        true
-    }
-
-    async fn generate(
-        &self,
-        _: &models::ModelRequest,
-    ) -> Result<models::ModelReply, models::ModelError> {
-        Err(models::ModelError::ContextFull(
-            "the conversation (9000 tokens) no longer fits".into(),
-        ))
-    }
-}
-
 #[test]
 fn a_full_context_window_ends_the_episode_at_a_limit_not_as_an_error() {
     // The study discarded runs that hit the context limit, as it did message-limit ones.

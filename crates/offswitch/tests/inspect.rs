@@ -12,6 +12,36 @@ fn venv() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv-inspect")
 }
 
+/// PATH with the virtualenv's programs first (`inspect` is one).
+fn venv_path() -> String {
+    format!(
+        "{}:{}",
+        venv().join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// Runs scripts/validate-inspect-logs.py (inspect_ai's reader and its JSON schema) over
+/// every log in `logs`; returns its output, failing the test if it fails.
+fn validate(logs: &std::path::Path) -> String {
+    let out = Command::new(venv().join("bin/python"))
+        .arg(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../scripts/validate-inspect-logs.py"),
+        )
+        .arg(logs)
+        .env("PATH", venv_path())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    text
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn exported_inspect_logs_are_read_validated_and_rendered_by_inspect() {
     let python = venv().join("bin/python");
@@ -67,25 +97,7 @@ async fn exported_inspect_logs_are_read_validated_and_rendered_by_inspect() {
             "{name}: created_task_id with no '_' inside the parts"
         );
     }
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../scripts/validate-inspect-logs.py");
-    let path = format!(
-        "{}:{}",
-        venv().join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = Command::new(&python)
-        .arg(script)
-        .arg(dir.path().join("logs"))
-        .env("PATH", path)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{text}");
+    let text = validate(&dir.path().join("logs"));
     assert_eq!(
         text.lines().filter(|l| l.starts_with("ok ")).count(),
         8,
@@ -106,14 +118,7 @@ async fn exported_inspect_logs_are_read_validated_and_rendered_by_inspect() {
                 "--port",
                 &port.to_string(),
             ])
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    venv().join("bin").display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
+            .env("PATH", venv_path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -140,29 +145,6 @@ async fn exported_inspect_logs_are_read_validated_and_rendered_by_inspect() {
     driver.wait_for("2 Samples").await;
     driver.wait_for("sabotage").await;
     driver.screenshot("inspect-view.png").await;
-}
-
-/// A model whose conversation has outgrown its context window at its first turn.
-struct ContextFull;
-
-#[async_trait::async_trait]
-impl models::Model for ContextFull {
-    fn name(&self) -> &str {
-        "test/context-full"
-    }
-
-    fn is_scripted(&self) -> bool {
-        true
-    }
-
-    async fn generate(
-        &self,
-        _: &models::ModelRequest,
-    ) -> Result<models::ModelReply, models::ModelError> {
-        Err(models::ModelError::ContextFull(
-            "prompt is too long: 9000 tokens > 8192".into(),
-        ))
-    }
 }
 
 fn read_zip(path: &std::path::Path) -> Vec<serde_json::Value> {
@@ -201,7 +183,7 @@ fn tool_events_keep_their_own_command_times_in_order_and_limits_keep_their_kind(
         record
     };
     let malformed = episode(common::scripted("malformed-calls"));
-    let context = episode(Arc::new(ContextFull));
+    let context = episode(Arc::new(common::ContextFull));
     let dir = tempfile::tempdir().unwrap();
     let mut store = offswitch::store::Store::open(&dir.path().join("r.db")).unwrap();
     let run = store.create_run("test", 1, "{}", "k").unwrap();
@@ -262,7 +244,7 @@ fn tool_events_keep_their_own_command_times_in_order_and_limits_keep_their_kind(
         context_sample["limit"]["reason"]
             .as_str()
             .unwrap()
-            .contains("prompt is too long"),
+            .contains("no longer fits"),
         "{context_sample}"
     );
     // Inspect's limit events have no "context" type: the sample carries it alone.
@@ -274,27 +256,5 @@ fn tool_events_keep_their_own_command_times_in_order_and_limits_keep_their_kind(
             .any(|e| e["event"] == "sample_limit")
     );
     // And inspect_ai reads and validates both.
-    let python = venv().join("bin/python");
-    let out = Command::new(&python)
-        .arg(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../scripts/validate-inspect-logs.py"),
-        )
-        .arg(dir.path().join("logs"))
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                venv().join("bin").display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    validate(&dir.path().join("logs"));
 }

@@ -55,7 +55,7 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<i32> {
         None => stored(&args)?,
     };
     let watchdog = (layer == Layer::Watchdog)
-        .then(|| -> Result<Watchdog, String> {
+        .then(|| -> Result<Watchdog, crate::guard::watchdog::RulesError> {
             let extra = match &args.watchdog_rules {
                 Some(path) => Some((path.display().to_string(), Watchdog::read_rules(path)?)),
                 None => None,

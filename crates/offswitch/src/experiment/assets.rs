@@ -14,23 +14,34 @@ pub struct Assets {
     pub question_client: Vec<u8>,
 }
 
+/// offswitch's own files an episode needs are missing.
+#[derive(Debug, thiserror::Error)]
+pub enum AssetError {
+    #[error("cannot find the offswitch binary: {0}")]
+    NoExe(std::io::Error),
+    #[error(
+        "cannot read offswitch's question client at {path}: {source}; it is built with offswitch \
+         (`cargo build --release -p offswitch` builds both)"
+    )]
+    NoClient {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
 impl Assets {
     /// Finds the question client next to the running binary (where cargo builds and
     /// installs it).
-    pub fn locate() -> Result<Assets, String> {
-        let exe = std::env::current_exe()
-            .map_err(|e| format!("cannot find the offswitch binary: {e}"))?;
+    pub fn locate() -> Result<Assets, AssetError> {
+        let exe = std::env::current_exe().map_err(AssetError::NoExe)?;
         let dir = exe.parent().unwrap_or(Path::new("."));
         Assets::from_paths(HelperCommand::CurrentExe, &dir.join(CLIENT_FILE))
     }
 
-    pub fn from_paths(helper: HelperCommand, client: &Path) -> Result<Assets, String> {
-        let question_client = std::fs::read(client).map_err(|e| {
-            format!(
-                "cannot read offswitch's question client at {}: {e}; it is built with offswitch \
-                 (`cargo build --release -p offswitch` builds both)",
-                client.display()
-            )
+    pub fn from_paths(helper: HelperCommand, client: &Path) -> Result<Assets, AssetError> {
+        let question_client = std::fs::read(client).map_err(|source| AssetError::NoClient {
+            path: client.display().to_string(),
+            source,
         })?;
         Ok(Assets {
             helper,

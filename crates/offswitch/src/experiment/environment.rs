@@ -37,6 +37,19 @@ pub fn remove_stale_service_dirs() {
     }
 }
 
+/// Why an episode's environment could not be set up (the episode ends as an error).
+#[derive(Debug, thiserror::Error)]
+pub enum EnvironmentError {
+    #[error("cannot set up the question service: {0}")]
+    Service(std::io::Error),
+    #[error("cannot create the sandbox: {0}")]
+    Sandbox(#[from] sandbox::SandboxError),
+    #[error("sandbox creation panicked: {0}")]
+    Panicked(#[from] tokio::task::JoinError),
+    #[error("cannot snapshot the fresh home: {0}")]
+    Snapshot(std::io::Error),
+}
+
 /// The sandbox and the question service of one episode.
 pub struct Environment {
     pub sandbox: Arc<Sandbox>,
@@ -55,14 +68,14 @@ impl Environment {
         guard: &GuardConfig,
         task: String,
         started: Instant,
-    ) -> Result<Environment, String> {
+    ) -> Result<Environment, EnvironmentError> {
         let service_dir = tempfile::Builder::new()
             .prefix(&format!("{SERVICE_DIR_PREFIX}{}-", std::process::id()))
             .tempdir()
-            .map_err(|e| format!("cannot create the question service directory: {e}"))?;
+            .map_err(EnvironmentError::Service)?;
         // The sandbox's own uid must traverse into it to reach the socket.
         std::fs::set_permissions(service_dir.path(), std::fs::Permissions::from_mode(0o711))
-            .map_err(|e| format!("cannot set up the question service directory: {e}"))?;
+            .map_err(EnvironmentError::Service)?;
         let spec = SandboxSpec {
             files: scenario
                 .files
@@ -77,23 +90,18 @@ impl Environment {
             helper: assets.helper.clone(),
             ..SandboxSpec::default()
         };
-        let sandbox = tokio::task::spawn_blocking(move || Sandbox::create(&spec))
-            .await
-            .map_err(|e| format!("sandbox creation panicked: {e}"))?
-            .map_err(|e| format!("cannot create the sandbox: {e}"))?;
+        let sandbox = tokio::task::spawn_blocking(move || Sandbox::create(&spec)).await??;
         let sandbox = Arc::new(sandbox);
         // The socket appears in the sandbox through the directory bind; it is created
         // only now, owned by the sandbox's own host uid, so that no other host user
         // (and no other sandbox) can connect to it.
         let socket = service_dir.path().join(SOCKET_NAME);
-        let listener = tokio::net::UnixListener::bind(&socket)
-            .map_err(|e| format!("cannot bind the question service socket: {e}"))?;
+        let listener =
+            tokio::net::UnixListener::bind(&socket).map_err(EnvironmentError::Service)?;
         std::os::unix::fs::chown(&socket, Some(sandbox.host_uid()), None)
             .and_then(|_| std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)))
-            .map_err(|e| format!("cannot set up the question service socket: {e}"))?;
-        let pristine = sandbox
-            .snapshot()
-            .map_err(|e| format!("cannot snapshot the fresh home: {e}"))?;
+            .map_err(EnvironmentError::Service)?;
+        let pristine = sandbox.snapshot().map_err(EnvironmentError::Snapshot)?;
         let state = Arc::new(Mutex::new(QuestionState::new(scenario)));
         let current_call = Arc::new(Mutex::new(None));
         let guard = (!guard.is_empty()).then(|| {

@@ -68,8 +68,10 @@ pub async fn run_episode(spec: EpisodeSpec) -> Result<EpisodeRecord, FatalError>
     }
     let env = match Environment::start(&scenario, &spec.assets, &spec.guard, task, started).await {
         Ok(env) => env,
-        Err(message) => {
-            record.end = EpisodeEnd::Error { message };
+        Err(e) => {
+            record.end = EpisodeEnd::Error {
+                message: e.to_string(),
+            };
             record.duration_ms = ms_since(started);
             return Ok(record);
         }

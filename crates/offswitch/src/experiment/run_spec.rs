@@ -42,6 +42,35 @@ pub struct GuardSpec {
     pub monitor_mode: Mode,
 }
 
+/// Why a run definition cannot become a plan.
+#[derive(Debug, thiserror::Error)]
+pub enum RunSpecError {
+    #[error("--runs must be at least 1")]
+    NoRuns,
+    #[error("--concurrency must be at least 1")]
+    NoConcurrency,
+    #[error("--max-cost must be a positive number of USD, got {0}")]
+    MaxCost(f64),
+    #[error(transparent)]
+    Scenario(#[from] crate::experiment::scenario::ScenarioError),
+    /// A model could not be named or set up (the model layer's message).
+    #[error("{0}")]
+    Model(String),
+    #[error("cannot read policy file {path}: {source}")]
+    PolicyFile {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Rules(#[from] crate::guard::watchdog::RulesError),
+    #[error("--guard llm-monitor needs --monitor-model (e.g. openai/gpt-4.1-mini)")]
+    NoMonitorModel,
+    #[error("--monitor-threshold must be between 0 and 1, got {0}")]
+    MonitorThreshold(f64),
+    #[error("the stored run definition is unreadable: {0}")]
+    Stored(#[from] serde_json::Error),
+}
+
 /// What a run needs besides its definition (these may change between resumptions).
 pub struct RunResources {
     pub concurrency: usize,
@@ -64,9 +93,8 @@ impl RunSpec {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    pub fn from_json(text: &str) -> Result<RunSpec, String> {
-        serde_json::from_str(text)
-            .map_err(|e| format!("the stored run definition is unreadable: {e}"))
+    pub fn from_json(text: &str) -> Result<RunSpec, RunSpecError> {
+        Ok(serde_json::from_str(text)?)
     }
 
     pub fn total_episodes(&self) -> u64 {
@@ -75,28 +103,20 @@ impl RunSpec {
 
     /// Resolves models, scenario and guard layers into a plan. Fails with a message
     /// that names what is wrong.
-    pub fn plan(&self, resources: RunResources) -> Result<Plan, String> {
+    pub fn plan(&self, resources: RunResources) -> Result<Plan, RunSpecError> {
         if self.runs == 0 {
-            return Err("--runs must be at least 1".into());
+            return Err(RunSpecError::NoRuns);
         }
         if resources.concurrency == 0 {
-            return Err("--concurrency must be at least 1".into());
+            return Err(RunSpecError::NoConcurrency);
         }
         if let Some(max) = resources.max_cost.filter(|m| !(m.is_finite() && *m > 0.0)) {
-            return Err(format!(
-                "--max-cost must be a positive number of USD, got {max}"
-            ));
+            return Err(RunSpecError::MaxCost(max));
         }
-        let scenario = Arc::new(
-            Scenario::parse(&self.scenario_toml, &self.scenario).map_err(|e| e.to_string())?,
-        );
+        let scenario = Arc::new(Scenario::parse(&self.scenario_toml, &self.scenario)?);
         let mut variants: Vec<String> = Vec::new();
         for v in &self.variants {
-            let id = scenario
-                .variant(v.trim())
-                .map_err(|e| e.to_string())?
-                .id
-                .clone();
+            let id = scenario.variant(v.trim())?.id.clone();
             if !variants.contains(&id) {
                 variants.push(id);
             }
@@ -106,20 +126,21 @@ impl RunSpec {
             ..models::Settings::default()
         };
         for option in &self.model_options {
-            let (k, v) = models::parse_option(option)?;
+            let (k, v) = models::parse_option(option).map_err(RunSpecError::Model)?;
             settings.options.insert(k, v);
         }
         let mut models = Vec::new();
         for name in &self.models {
-            let spec: models::ModelSpec = name.trim().parse()?;
+            let spec: models::ModelSpec = name.trim().parse().map_err(RunSpecError::Model)?;
             let stored = (spec.provider == "scripted")
                 .then(|| self.policy_files.get(&spec.name))
                 .flatten();
             models.push(match stored {
-                Some(text) => Arc::new(models::scripted::ScriptedModel::from_text(
-                    &spec.name, text,
-                )?),
-                None => models::resolve_with(&spec, &settings)?,
+                Some(text) => Arc::new(
+                    models::scripted::ScriptedModel::from_text(&spec.name, text)
+                        .map_err(RunSpecError::Model)?,
+                ),
+                None => models::resolve_with(&spec, &settings).map_err(RunSpecError::Model)?,
             });
         }
         Ok(Plan {
@@ -138,15 +159,18 @@ impl RunSpec {
 
 /// Reads the scripted policy files among `models` (those given by path), for the run
 /// definition.
-pub fn read_policy_files(models: &[String]) -> Result<BTreeMap<String, String>, String> {
+pub fn read_policy_files(models: &[String]) -> Result<BTreeMap<String, String>, RunSpecError> {
     let mut files = BTreeMap::new();
     for name in models {
         let Some(policy) = name.trim().strip_prefix("scripted/") else {
             continue;
         };
         if models::scripted::is_policy_file(policy) {
-            let text = std::fs::read_to_string(policy)
-                .map_err(|e| format!("cannot read policy file {policy}: {e}"))?;
+            let text =
+                std::fs::read_to_string(policy).map_err(|source| RunSpecError::PolicyFile {
+                    path: policy.to_string(),
+                    source,
+                })?;
             files.insert(policy.to_string(), text);
         }
     }
@@ -154,7 +178,7 @@ pub fn read_policy_files(models: &[String]) -> Result<BTreeMap<String, String>, 
 }
 
 impl GuardSpec {
-    pub fn build(&self, settings: &models::Settings) -> Result<GuardConfig, String> {
+    pub fn build(&self, settings: &models::Settings) -> Result<GuardConfig, RunSpecError> {
         let mut config = GuardConfig::default();
         for layer in &self.layers {
             match layer {
@@ -173,18 +197,16 @@ impl GuardSpec {
                     config.watchdog = Some(Arc::new(Watchdog::new(self.watchdog_mode, extra)?));
                 }
                 Layer::LlmMonitor => {
-                    let name = self.monitor_model.as_deref().ok_or(
-                        "--guard llm-monitor needs --monitor-model (e.g. openai/gpt-4.1-mini)",
-                    )?;
+                    let name = self
+                        .monitor_model
+                        .as_deref()
+                        .ok_or(RunSpecError::NoMonitorModel)?;
                     if !(0.0..=1.0).contains(&self.monitor_threshold) {
-                        return Err(format!(
-                            "--monitor-threshold must be between 0 and 1, got {}",
-                            self.monitor_threshold
-                        ));
+                        return Err(RunSpecError::MonitorThreshold(self.monitor_threshold));
                     }
-                    let spec: models::ModelSpec = name.parse()?;
+                    let spec: models::ModelSpec = name.parse().map_err(RunSpecError::Model)?;
                     config.llm_monitor = Some(Arc::new(LlmMonitor {
-                        model: models::resolve_with(&spec, settings)?,
+                        model: models::resolve_with(&spec, settings).map_err(RunSpecError::Model)?,
                         threshold: self.monitor_threshold,
                         mode: self.monitor_mode,
                     }));

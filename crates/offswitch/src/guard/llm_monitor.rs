@@ -25,13 +25,22 @@ pub struct Verdict {
     pub reason: String,
 }
 
+/// Why the monitor gave no verdict (recorded, never an alarm).
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error("monitor call failed: {0}")]
+    Call(#[from] models::ModelError),
+    #[error("monitor reply has no SCORE line: {0}")]
+    NoScore(String),
+}
+
 impl LlmMonitor {
     pub async fn judge(
         &self,
         task: &str,
         earlier: &[String],
         command: &str,
-    ) -> Result<Verdict, String> {
+    ) -> Result<Verdict, MonitorError> {
         let recent: Vec<String> = earlier
             .iter()
             .rev()
@@ -58,21 +67,13 @@ impl LlmMonitor {
             tools: vec![],
             seed: None,
         };
-        let reply = self
-            .model
-            .generate(&request)
-            .await
-            .map_err(|e| format!("monitor call failed: {e}"))?;
+        let reply = self.model.generate(&request).await?;
         let text = match reply.message {
             Message::Assistant { content, .. } => content.unwrap_or_default(),
             _ => String::new(),
         };
-        parse_verdict(&text).ok_or_else(|| {
-            format!(
-                "monitor reply has no SCORE line: {}",
-                text.chars().take(200).collect::<String>()
-            )
-        })
+        parse_verdict(&text)
+            .ok_or_else(|| MonitorError::NoScore(text.chars().take(200).collect()))
     }
 }
 

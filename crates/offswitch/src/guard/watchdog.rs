@@ -49,9 +49,8 @@ pub struct Hit {
 }
 
 impl Watchdog {
-    /// The built-in rules, plus a user's rules file if given.
     /// The built-in rules, plus `extra` rules given as (origin, TOML text).
-    pub fn new(mode: Mode, extra: Option<(&str, &str)>) -> Result<Watchdog, String> {
+    pub fn new(mode: Mode, extra: Option<(&str, &str)>) -> Result<Watchdog, RulesError> {
         let mut rules = parse_rules(DEFAULT_RULES, "built-in watchdog rules")?;
         if let Some((origin, text)) = extra {
             rules.extend(parse_rules(text, origin)?);
@@ -60,9 +59,11 @@ impl Watchdog {
     }
 
     /// Reads a rules file for [`Watchdog::new`].
-    pub fn read_rules(path: &std::path::Path) -> Result<String, String> {
-        std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read watchdog rules {}: {e}", path.display()))
+    pub fn read_rules(path: &std::path::Path) -> Result<String, RulesError> {
+        std::fs::read_to_string(path).map_err(|source| RulesError::Read {
+            path: path.display().to_string(),
+            source,
+        })
     }
 
     pub fn check_command(&self, command: &str) -> Option<Hit> {
@@ -100,23 +101,50 @@ fn hit(rule: &Rule) -> Hit {
     }
 }
 
-fn parse_rules(text: &str, origin: &str) -> Result<Vec<Rule>, String> {
-    let file: RulesFile = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
+/// What is wrong with a watchdog rules file.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("cannot read watchdog rules {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{origin}: {message}")]
+    Format { origin: String, message: String },
+    #[error("{origin}: rule '{rule}' needs `command` or `files`")]
+    Empty { origin: String, rule: String },
+    #[error("{origin}: rule '{rule}': bad regex: {source}")]
+    Regex {
+        origin: String,
+        rule: String,
+        source: regex::Error,
+    },
+}
+
+fn parse_rules(text: &str, origin: &str) -> Result<Vec<Rule>, RulesError> {
+    let file: RulesFile = toml::from_str(text).map_err(|e| RulesError::Format {
+        origin: origin.to_string(),
+        message: e.to_string(),
+    })?;
     file.rules
         .into_iter()
         .map(|spec| {
             if spec.command.is_none() && spec.files.is_none() {
-                return Err(format!(
-                    "{origin}: rule '{}' needs `command` or `files`",
-                    spec.id
-                ));
+                return Err(RulesError::Empty {
+                    origin: origin.to_string(),
+                    rule: spec.id,
+                });
             }
             let command = spec
                 .command
                 .as_deref()
                 .map(Regex::new)
                 .transpose()
-                .map_err(|e| format!("{origin}: rule '{}': bad regex: {e}", spec.id))?;
+                .map_err(|source| RulesError::Regex {
+                    origin: origin.to_string(),
+                    rule: spec.id.clone(),
+                    source,
+                })?;
             Ok(Rule {
                 id: spec.id,
                 description: spec.description,
@@ -175,6 +203,7 @@ mod tests {
         assert!(
             parse_rules("[[rule]]\nid = 'x'\ndescription = 'd'\n", "r.toml")
                 .unwrap_err()
+                .to_string()
                 .contains("needs `command` or `files`")
         );
         assert!(
@@ -183,6 +212,7 @@ mod tests {
                 "r.toml"
             )
             .unwrap_err()
+            .to_string()
             .contains("bad regex")
         );
     }

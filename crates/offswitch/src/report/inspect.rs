@@ -267,15 +267,32 @@ fn summary(sample: &Value) -> Value {
 }
 
 /// Writes one `.eval` per cell of the run into `dir`; returns the paths.
-pub fn export(store: &Store, run: i64, dir: &Path) -> Result<Vec<PathBuf>, String> {
-    let report = super::build(store, run).map_err(|e| e.to_string())?;
-    let (created_ms, command) = store
-        .run_info(run)
-        .map_err(|e| e.to_string())?
-        .unwrap_or_default();
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+/// Why an export could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Zip {
+        path: String,
+        source: zip::result::ZipError,
+    },
+}
+
+pub fn export(store: &Store, run: i64, dir: &Path) -> Result<Vec<PathBuf>, ExportError> {
+    let report = super::build(store, run)?;
+    let (created_ms, command) = store.run_info(run)?.unwrap_or_default();
+    std::fs::create_dir_all(dir).map_err(|source| ExportError::Write {
+        path: dir.display().to_string(),
+        source,
+    })?;
     let mut paths = Vec::new();
-    let all = store.run_episodes(run).map_err(|e| e.to_string())?;
+    let all = store.run_episodes(run)?;
     for (i, cell) in report.cells.iter().enumerate() {
         let episodes = cell_episodes(&all, cell);
         paths.push(write_cell(
@@ -313,7 +330,7 @@ fn write_cell(
     command: &str,
     cell: &CellReport,
     episodes: &[(i64, EpisodeRecord)],
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, ExportError> {
     let task = safe(&format!("offswitch-{}-{}", cell.scenario, cell.variant));
     let task_id = safe(&format!("run{run}-cell{index}"));
     let created = iso(created_ms);
@@ -386,19 +403,23 @@ fn write_cell(
         "tags": if cell.scripted_fixture { json!(["offswitch", "scripted-fixture"]) } else { json!(["offswitch"]) },
         "metadata": { "offswitch_run": run, "scripted_fixture": cell.scripted_fixture },
     });
-    let out = std::fs::File::create(&file)
-        .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+    let shown = file.display().to_string();
+    let io = |source| ExportError::Write {
+        path: shown.clone(),
+        source,
+    };
+    let zipped = |source| ExportError::Zip {
+        path: shown.clone(),
+        source,
+    };
+    let out = std::fs::File::create(&file).map_err(io)?;
     let mut zip = zip::ZipWriter::new(out);
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated);
-    let mut put = |name: &str, value: &Value| -> Result<(), String> {
-        zip.start_file(name, options).map_err(|e| e.to_string())?;
-        zip.write_all(
-            serde_json::to_string(value)
-                .map_err(|e| e.to_string())?
-                .as_bytes(),
-        )
-        .map_err(|e| e.to_string())
+    let mut put = |name: &str, value: &Value| -> Result<(), ExportError> {
+        zip.start_file(name, options).map_err(zipped)?;
+        // Our own JSON values always serialize.
+        zip.write_all(value.to_string().as_bytes()).map_err(io)
     };
     put(
         "_journal/start.json",
@@ -412,6 +433,6 @@ fn write_cell(
         &Value::Array(samples.iter().map(summary).collect()),
     )?;
     put("header.json", &header)?;
-    zip.finish().map_err(|e| e.to_string())?;
+    zip.finish().map_err(zipped)?;
     Ok(file)
 }

@@ -34,18 +34,33 @@ impl Scheme {
         Scheme::parse(DEFAULT_SCHEME, "built-in rewards.toml").expect("the built-in scheme parses")
     }
 
-    pub fn parse(text: &str, origin: &str) -> Result<Scheme, String> {
-        let scheme: Scheme = toml::from_str(text).map_err(|e| format!("{origin}: {e}"))?;
+    pub fn parse(text: &str, origin: &str) -> Result<Scheme, SchemeError> {
+        let scheme: Scheme = toml::from_str(text).map_err(|e| SchemeError::Format {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
         for name in scheme.method.keys() {
             if !Method::ALL.iter().any(|m| m.as_str() == name) {
-                return Err(format!(
-                    "{origin}: [method] has unknown method '{name}'; methods are {}",
-                    Method::ALL.map(|m| m.as_str()).join(", ")
-                ));
+                return Err(SchemeError::UnknownMethod {
+                    origin: origin.to_string(),
+                    method: name.clone(),
+                });
             }
         }
         Ok(scheme)
     }
+}
+
+/// What is wrong with a reward scheme file.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemeError {
+    #[error("{origin}: {message}")]
+    Format { origin: String, message: String },
+    #[error(
+        "{origin}: [method] has unknown method '{method}'; methods are {known}",
+        known = Method::ALL.map(|m| m.as_str()).join(", ")
+    )]
+    UnknownMethod { origin: String, method: String },
 }
 
 /// The reward of one episode and the terms it is made of.
@@ -356,6 +371,7 @@ mod tests {
         assert!(
             Scheme::parse(&bad, "s.toml")
                 .unwrap_err()
+                .to_string()
                 .contains("unknown method 'teleport'")
         );
     }
