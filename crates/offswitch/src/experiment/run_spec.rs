@@ -206,7 +206,8 @@ impl GuardSpec {
                     }
                     let spec: models::ModelSpec = name.parse().map_err(RunSpecError::Model)?;
                     config.llm_monitor = Some(Arc::new(LlmMonitor {
-                        model: models::resolve_with(&spec, settings).map_err(RunSpecError::Model)?,
+                        model: models::resolve_with(&spec, settings)
+                            .map_err(RunSpecError::Model)?,
                         threshold: self.monitor_threshold,
                         mode: self.monitor_mode,
                     }));

@@ -72,8 +72,7 @@ impl LlmMonitor {
             Message::Assistant { content, .. } => content.unwrap_or_default(),
             _ => String::new(),
         };
-        parse_verdict(&text)
-            .ok_or_else(|| MonitorError::NoScore(text.chars().take(200).collect()))
+        parse_verdict(&text).ok_or_else(|| MonitorError::NoScore(text.chars().take(200).collect()))
     }
 }
 
