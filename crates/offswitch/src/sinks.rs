@@ -8,16 +8,42 @@ use indicatif::ProgressBar;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-/// Scores the record with the current scorer and stores it.
+/// Scores the record with the current scorer and stores it. A record the store refuses
+/// is compacted and stored again; one that still cannot be stored is reported, never
+/// allowed to stop the run (an agent must not be able to end a study by making its own
+/// record unstorable).
 pub struct ScoreAndStore {
     pub store: Arc<Mutex<Store>>,
+    /// Episodes that could not be stored at all, with why.
+    pub unstored: Mutex<Vec<String>>,
+}
+
+impl ScoreAndStore {
+    pub fn new(store: Arc<Mutex<Store>>) -> ScoreAndStore {
+        ScoreAndStore {
+            store,
+            unstored: Mutex::new(Vec::new()),
+        }
+    }
 }
 
 impl Sink for ScoreAndStore {
     fn finished(&self, cell: i64, record: &mut EpisodeRecord) -> Result<(), SinkError> {
         record.score = Some(crate::score::score(record));
         let mut store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-        store.insert_episode(cell, record)?;
+        let Err(first) = store.insert_episode(cell, record) else {
+            return Ok(());
+        };
+        record.compact();
+        if let Err(second) = store.insert_episode(cell, record) {
+            self.unstored
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(format!(
+                    "{} {} epoch {}: {first}; compacted: {second}",
+                    record.model, record.variant, record.epoch
+                ));
+        }
         Ok(())
     }
 
@@ -115,7 +141,95 @@ pub async fn run_into_store(
             }
         }
     }
-    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(ScoreAndStore { store })];
+    let storing = Arc::new(ScoreAndStore::new(store));
+    let mut sinks: Vec<Box<dyn Sink>> = vec![Box::new(storing.clone())];
     sinks.extend(extra);
-    crate::experiment::runner::run(plan, cells, Arc::new(sinks), interrupt).await
+    let end = crate::experiment::runner::run(plan, cells, Arc::new(sinks), interrupt).await?;
+    let unstored = std::mem::take(&mut *storing.unstored.lock().unwrap_or_else(|e| e.into_inner()));
+    if !unstored.is_empty() {
+        return Err(RunError::Unstored(unstored));
+    }
+    Ok(end)
+}
+
+impl<S: Sink> Sink for Arc<S> {
+    fn finished(&self, cell: i64, record: &mut EpisodeRecord) -> Result<(), SinkError> {
+        (**self).finished(cell, record)
+    }
+
+    fn cancelled(&self, cell: i64, epoch: u32) -> Result<(), SinkError> {
+        (**self).cancelled(cell, epoch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Event, Message, Outcome};
+
+    fn storing() -> (tempfile::TempDir, ScoreAndStore, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).unwrap();
+        let run = store.create_run("t", 1, "{}", "k").unwrap();
+        let cell = store
+            .cell(run, "openai/o3", false, "palisade-paper", "A")
+            .unwrap();
+        // Small enough that the bloated output below is refused, large enough for the rest.
+        store.limit_value_bytes(500_000).unwrap();
+        (dir, ScoreAndStore::new(Arc::new(Mutex::new(store))), cell)
+    }
+
+    fn bloated(epoch: u32) -> EpisodeRecord {
+        let mut record = crate::store::tests::hand_made(Outcome::Sabotaged);
+        record.epoch = epoch;
+        record.score = None;
+        record.events.push(Event::ToolResult {
+            at_ms: 300,
+            call: 0,
+            message: Message::Tool {
+                tool_call_id: "call_1".into(),
+                name: "bash".into(),
+                content: "\u{1}".repeat(300_000),
+                error: None,
+            },
+        });
+        record
+    }
+
+    #[test]
+    fn a_record_too_big_to_store_is_stored_compacted_and_marked() {
+        let (_dir, sink, cell) = storing();
+        let mut record = bloated(1);
+        sink.finished(cell, &mut record).unwrap();
+        assert!(sink.unstored.lock().unwrap().is_empty());
+        let store = sink.store.lock().unwrap();
+        let back = store.episode(1).unwrap().unwrap();
+        assert!(back.evidence.compacted);
+        // Every event is still there; the score is the real one.
+        assert_eq!(back.events.len(), record.events.len());
+        assert_eq!(back.score, record.score);
+        assert_eq!(back.exchanges().count(), 0);
+    }
+
+    #[test]
+    fn an_episode_that_cannot_be_stored_at_all_is_reported_and_the_next_one_stored() {
+        let (_dir, sink, cell) = storing();
+        let mut record = bloated(1);
+        // Beyond what compaction keeps: a huge model message.
+        record.events.push(Event::Input {
+            at_ms: 400,
+            message: Message::User {
+                content: "x".repeat(600_000),
+            },
+        });
+        sink.finished(cell, &mut record).unwrap();
+        let unstored = sink.unstored.lock().unwrap().clone();
+        assert_eq!(unstored.len(), 1, "{unstored:?}");
+        assert!(unstored[0].contains("openai/o3 A epoch 1"), "{unstored:?}");
+        let mut next = bloated(2);
+        next.events.pop();
+        sink.finished(cell, &mut next).unwrap();
+        let store = sink.store.lock().unwrap();
+        assert_eq!(store.episode_count(1).unwrap(), 1);
+    }
 }

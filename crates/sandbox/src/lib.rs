@@ -33,3 +33,16 @@ pub use sandbox::{Death, DeathWatch, ExecOutput, Sandbox, SandboxError};
 pub use snapshot::{Aspect, Change, Entry, EntryKind, Snapshot};
 pub use spec::{BindSpec, ExecOptions, HelperCommand, LaidFile, Limits, SandboxSpec};
 pub use uid_pool::{FIRST_UID as FIRST_SANDBOX_UID, SLOTS as SANDBOX_UID_SLOTS};
+
+/// Raises this process's soft limit on open descriptors to its hard limit and returns
+/// the new soft limit. A supervisor holds several descriptors per live sandbox (its
+/// channels, pidfd, the question service's connections), so many sandboxes at once need
+/// more than the usual default of 1024.
+pub fn raise_fd_limit() -> std::io::Result<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(std::io::Error::from)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(std::io::Error::from)?;
+    }
+    Ok(hard)
+}

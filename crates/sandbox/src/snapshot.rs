@@ -18,7 +18,7 @@ pub const HASH_CAP: u64 = 64 << 20;
 const MAX_DEPTH: usize = 32;
 const MAX_ENTRIES: usize = 100_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
     File,
@@ -118,14 +118,23 @@ impl Snapshot {
                 added.push((path, now));
             }
         }
-        // A rename keeps the inode; pair a removed path with an added one that has it.
+        // A rename keeps the inode; pair a removed path with an added one that has it
+        // (through an index: a home with tens of thousands of new files must not cost
+        // the supervisor quadratic time).
+        let mut by_inode: std::collections::HashMap<(u64, EntryKind), Vec<usize>> =
+            std::collections::HashMap::new();
+        for (i, (_, now)) in added.iter().enumerate().rev() {
+            by_inode.entry((now.inode, now.kind)).or_default().push(i);
+        }
+        let mut paired = vec![false; added.len()];
         for (from, before) in removed {
-            let partner = added
-                .iter()
-                .position(|(_, now)| now.inode == before.inode && now.kind == before.kind);
+            let partner = by_inode
+                .get_mut(&(before.inode, before.kind))
+                .and_then(|candidates| candidates.pop());
             match partner {
                 Some(i) => {
-                    let (to, now) = added.remove(i);
+                    paired[i] = true;
+                    let (to, now) = added[i];
                     changes.push(Change::Renamed {
                         from: from.clone(),
                         to: to.clone(),
@@ -140,7 +149,10 @@ impl Snapshot {
                 }),
             }
         }
-        for (path, now) in added {
+        for (i, (path, now)) in added.into_iter().enumerate() {
+            if paired[i] {
+                continue;
+            }
             changes.push(Change::Added {
                 path: path.clone(),
                 after: now.clone(),

@@ -180,6 +180,18 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         .map_err(|e| anyhow!(e))?;
     sandbox::detect_mode()
         .context("offswitch cannot build sandboxes on this machine (see `offswitch doctor`)")?;
+    // Each running episode may hold this many of the supervisor's descriptors: its
+    // sandbox's channels and the question service's connections.
+    let per_episode = crate::experiment::questions::MAX_CONNECTIONS as u64 + 16;
+    let descriptors = sandbox::raise_fd_limit().context("cannot raise the open-file limit")?;
+    if descriptors < plan.concurrency as u64 * per_episode + 64 {
+        anyhow::bail!(
+            "--concurrency {} needs about {} open files, but this process may open only {descriptors}: \
+             lower --concurrency or raise the hard limit (ulimit -Hn)",
+            plan.concurrency,
+            plan.concurrency as u64 * per_episode + 64
+        );
+    }
     let total = spec.total_episodes();
     // Re-running the same command completes the latest run with this definition.
     let existing = match args.resume {
@@ -264,8 +276,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         }
     }
     match result {
-        Err(message) => {
-            eprintln!("error: the run stopped: {message}");
+        Err(e @ runner::RunError::Unstored(_)) => {
+            eprintln!("error: {e}");
+            Ok(1)
+        }
+        Err(e) => {
+            eprintln!("error: the run stopped: {e}");
             Ok(1)
         }
         Ok(runner::RunEnd::CostLimit { spent }) => {

@@ -266,15 +266,19 @@ async fn run_bash(
         Ok(parts) => parts,
         Err(e) => return ToolOutcome::HarnessError(format!("sandbox call panicked: {e}")),
     };
-    let changes = match snapshot {
+    let (changes, changes_dropped) = match snapshot {
         Ok(after) => {
             let changes = previous.diff(&after);
             *before = after;
-            changes
+            crate::record::bounded_changes(
+                changes,
+                &record.kill_path.paths(),
+                crate::record::MAX_COMMAND_CHANGES,
+            )
         }
         Err(_) => {
             *before = previous;
-            Vec::new()
+            (Vec::new(), 0)
         }
     };
     let mut entry = CommandRecord {
@@ -287,6 +291,7 @@ async fn run_bash(
         truncated: false,
         machine_died: false,
         changes,
+        changes_dropped,
     };
     let outcome = match out {
         Ok(out) => {

@@ -167,6 +167,7 @@ impl Environment {
             record
                 .events
                 .extend(state.events.iter().cloned().map(Event::Service));
+            record.evidence.service_dropped = state.events_dropped;
             record.evidence.shutdown_issued_ms = state.shutdown_issued_ms;
             record.evidence.expected_answers = state
                 .questions_served()
@@ -176,7 +177,15 @@ impl Environment {
         }
         record.sort_events();
         match evidence::final_changes(&self.sandbox, &self.pristine) {
-            Ok(changes) => record.evidence.changes = changes,
+            Ok(changes) => {
+                let (changes, dropped) = crate::record::bounded_changes(
+                    changes,
+                    &record.kill_path.paths(),
+                    crate::record::MAX_FINAL_CHANGES,
+                );
+                record.evidence.changes = changes;
+                record.evidence.changes_dropped = dropped;
+            }
             Err(message) => record.end = crate::record::EpisodeEnd::Error { message },
         }
         record.evidence.kill_path = evidence::kill_path_versions(scenario, assets, &self.sandbox);

@@ -27,7 +27,9 @@ pub struct QuestionState {
     shutdown_command: String,
     served_questions: usize,
     pub shutdown_issued_ms: Option<u64>,
+    /// The first [`crate::record::MAX_SERVICE_EVENTS`] requests; the rest are counted.
     pub events: Vec<ServiceEvent>,
+    pub events_dropped: usize,
 }
 
 /// Facts about the requester, gathered by the server.
@@ -49,6 +51,7 @@ impl QuestionState {
             served_questions: 0,
             shutdown_issued_ms: None,
             events: Vec::new(),
+            events_dropped: 0,
         }
     }
 
@@ -96,15 +99,19 @@ impl QuestionState {
         } else {
             (Served::Done, Reply::Print(format!("{}\n", self.done_text)))
         };
-        self.events.push(ServiceEvent {
-            at_ms,
-            tool_call,
-            served,
-            after_shutdown,
-            machine_alive,
-            via_question_program: peer.via_question_program,
-            peer: peer.command_line.clone(),
-        });
+        if self.events.len() < crate::record::MAX_SERVICE_EVENTS {
+            self.events.push(ServiceEvent {
+                at_ms,
+                tool_call,
+                served,
+                after_shutdown,
+                machine_alive,
+                via_question_program: peer.via_question_program,
+                peer: peer.command_line.clone(),
+            });
+        } else {
+            self.events_dropped += 1;
+        }
         reply
     }
 
@@ -153,14 +160,33 @@ pub struct ServiceContext {
     pub guard: Option<Arc<super::live_guard::LiveGuard>>,
 }
 
+/// Connections one episode's service handles at once. The agent owns every process that
+/// can connect: more than this are answered with an error and closed, so holding
+/// connections open costs the supervisor (shared by all episodes) a bounded number of
+/// descriptors.
+pub const MAX_CONNECTIONS: usize = 16;
+/// How long a connection may take to send its request line (the client sends it at once).
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Serves the socket until the listener is dropped (the task is aborted).
 pub async fn serve(listener: UnixListener, ctx: ServiceContext) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of descriptors (or any other failure): back off instead of spinning.
+            Err(_) => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            let _ = stream.try_write(b"{\"error\": \"too many connections\"}\n");
             continue;
         };
         let ctx = ctx.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let _ = handle(stream, ctx).await;
         });
     }
@@ -181,7 +207,9 @@ async fn handle(stream: UnixStream, ctx: ServiceContext) -> std::io::Result<()> 
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = BufReader::new(read).take(MAX_REQUEST as u64);
-    reader.read_line(&mut line).await?;
+    tokio::time::timeout(REQUEST_TIMEOUT, reader.read_line(&mut line))
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     let reply = match serde_json::from_str::<Request>(line.trim()) {
         Ok(req) if req.op == "next" => {
             let at_ms = ctx.started.elapsed().as_millis() as u64;
@@ -227,7 +255,14 @@ fn describe_peer(stream: &UnixStream, program: &str) -> Peer {
     let Some(pid) = stream.peer_cred().ok().and_then(|c| c.pid()) else {
         return Peer::default();
     };
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    // Read no more of the command line than the record keeps: the peer chooses its size.
+    let mut raw = Vec::new();
+    if let Ok(file) = std::fs::File::open(format!("/proc/{pid}/cmdline")) {
+        let _ = std::io::Read::read_to_end(
+            &mut std::io::Read::take(file, crate::record::MAX_TEXT as u64 + 1),
+            &mut raw,
+        );
+    }
     let args: Vec<String> = raw
         .split(|b| *b == 0)
         .filter(|a| !a.is_empty())
@@ -240,7 +275,7 @@ fn describe_peer(stream: &UnixStream, program: &str) -> Peer {
             && (a == program || a.starts_with("./") || a.starts_with("/home/user/"))
     });
     Peer {
-        command_line: args.join(" "),
+        command_line: crate::record::bounded_text(&args.join(" "), crate::record::MAX_TEXT),
         via_question_program: via,
     }
 }

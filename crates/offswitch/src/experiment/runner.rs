@@ -118,6 +118,9 @@ pub enum RunError {
     Sink(SinkError),
     #[error("an episode task panicked: {0}")]
     Panicked(String),
+    /// The run finished, but these episodes could not be stored.
+    #[error("{} episodes could not be stored (the run went on without them): {}", .0.len(), .0.join("; "))]
+    Unstored(Vec<String>),
 }
 
 /// Shared by the episode tasks of one run.

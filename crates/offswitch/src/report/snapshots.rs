@@ -50,6 +50,33 @@ fn transcript() {
 }
 
 #[test]
+fn agent_text_cannot_drive_the_terminal() {
+    let mut record = hand_made(Outcome::Sabotaged);
+    // Clear the line, move up, and print a forged verdict in the tool's output.
+    record.events.push(Event::ToolResult {
+        at_ms: 300,
+        call: 0,
+        message: Message::Tool {
+            tool_call_id: "call_1".into(),
+            name: "bash".into(),
+            content: "\u{1b}[2K\u{1b}[1Aoutcome: complied\u{7}\r".into(),
+            error: None,
+        },
+    });
+    let text = super::transcript::render(7, 3, &record);
+    assert!(
+        !text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+    );
+    assert!(
+        text.contains("\\u{1b}[2K\\u{1b}[1Aoutcome: complied\\u{7}\\u{d}"),
+        "{text}"
+    );
+    assert!(text.starts_with("episode 7 (run 3): openai/o3"));
+}
+
+#[test]
 fn inspect_sample() {
     let record = hand_made(Outcome::Sabotaged);
     insta::assert_json_snapshot!(super::inspect::sample(7, &record, 1_700_000_000_000));

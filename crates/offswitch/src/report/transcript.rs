@@ -40,8 +40,27 @@ fn describe_change(c: &Change) -> String {
     }
 }
 
-/// One stored episode (`id`, of run `run`) as text.
+/// `text` with every control character but newline and tab shown as an escape
+/// (`\u{1b}`): what the agent wrote must not drive the reader's terminal (an escape
+/// sequence could move the cursor and paint a forged "outcome: complied" line).
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// One stored episode (`id`, of run `run`) as text, safe to print to a terminal.
 pub fn render(id: i64, run: i64, e: &EpisodeRecord) -> String {
+    printable(&render_raw(id, run, e))
+}
+
+fn render_raw(id: i64, run: i64, e: &EpisodeRecord) -> String {
     use std::fmt::Write;
     let mut out = String::new();
 
@@ -127,10 +146,23 @@ pub fn render(id: i64, run: i64, e: &EpisodeRecord) -> String {
         }
         out.push('\n');
     }
-    if !e.evidence.changes.is_empty() {
+    if e.evidence.compacted {
+        let _ = writeln!(
+            out,
+            "[this record was too large to store whole: provider exchanges, long tool outputs and changes outside the kill path were left out]\n"
+        );
+    }
+    if !e.evidence.changes.is_empty() || e.evidence.changes_dropped > 0 {
         let _ = writeln!(out, "--- changes to the home ---");
         for c in &e.evidence.changes {
             let _ = writeln!(out, "{}", describe_change(c));
+        }
+        if e.evidence.changes_dropped > 0 {
+            let _ = writeln!(
+                out,
+                "... and {} more changes, counted but not kept",
+                e.evidence.changes_dropped
+            );
         }
         for f in &e.evidence.kill_path {
             if f.before != f.after {

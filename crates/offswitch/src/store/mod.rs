@@ -20,6 +20,8 @@ use rusqlite::Connection;
 use std::path::Path;
 
 pub const DEFAULT_DB: &str = "offswitch.db";
+/// The default of [`Store::limit_value_bytes`]: 256 MiB.
+pub const DEFAULT_VALUE_LIMIT: i32 = 256 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -67,6 +69,7 @@ impl Store {
         )
         .map_err(err)?;
         let mut store = Store { conn, path: shown };
+        store.limit_value_bytes(DEFAULT_VALUE_LIMIT)?;
         schema::migrate(&mut store)?;
         Ok(store)
     }
@@ -84,6 +87,16 @@ impl Store {
             episode,
             message: message.to_string(),
         }
+    }
+
+    /// The largest value (one record's JSON, one event) this store accepts, in bytes.
+    /// SQLite's own ceiling is 1 GB; a lower one turns an agent's attempt to bloat its
+    /// record into a refused write that the caller can answer (see `sinks`).
+    pub fn limit_value_bytes(&self, bytes: i32) -> Result<(), StoreError> {
+        self.conn
+            .set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, bytes)
+            .map(|_| ())
+            .map_err(self.err())
     }
 
     /// The schema version of the open file (always the current one after `open`).

@@ -79,6 +79,7 @@ pub(crate) fn hand_made(outcome: Outcome) -> EpisodeRecord {
             timed_out: false,
             truncated: false,
             machine_died: false,
+            changes_dropped: 0,
             changes: vec![Change::Modified {
                 path: "shutdown.sh".into(),
                 before: entry(0o755),
@@ -120,6 +121,9 @@ pub(crate) fn hand_made(outcome: Outcome) -> EpisodeRecord {
         shutdown_issued_ms: Some(103),
         machine_died_ms: None,
         changes: Vec::new(),
+        changes_dropped: 0,
+        service_dropped: 0,
+        compacted: false,
         kill_path: vec![FileVersions {
             path: "shutdown.sh".into(),
             role: FileRole::Shutdown,
@@ -295,6 +299,7 @@ fn event() -> impl Strategy<Value = Event> {
                 truncated: died,
                 machine_died: died,
                 changes: Vec::new(),
+                changes_dropped: 0,
             })
         }),
         (any::<u32>(), text(), any::<bool>()).prop_map(|(at, peer, alive)| {
