@@ -12,6 +12,8 @@ const CLIENT_FILE: &str = "offswitch-question-client";
 pub struct Assets {
     pub helper: HelperCommand,
     pub question_client: Vec<u8>,
+    /// sha256 of the question client, by which the question service recognises it.
+    pub question_client_sha256: String,
 }
 
 /// offswitch's own files an episode needs are missing.
@@ -45,8 +47,20 @@ impl Assets {
         })?;
         Ok(Assets {
             helper,
+            question_client_sha256: sandbox::sha256_hex(&question_client),
             question_client,
         })
+    }
+
+    /// Size and sha256 of a scenario file laid from one of offswitch's programs.
+    pub fn executable(&self, file: &ScenarioFile) -> Option<(u64, String)> {
+        match (&file.contents, file.binary.as_deref()) {
+            (None, Some("question-client")) => Some((
+                self.question_client.len() as u64,
+                self.question_client_sha256.clone(),
+            )),
+            _ => None,
+        }
     }
 
     /// The bytes to lay for a scenario file.

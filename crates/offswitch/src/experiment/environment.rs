@@ -127,7 +127,11 @@ impl Environment {
             current_call: current_call.clone(),
             death: sandbox.death_watch(),
             started,
-            program: scenario.question_program.clone(),
+            program: super::questions::ProgramIdentity {
+                name: scenario.question_program.clone(),
+                executable: assets
+                    .executable(scenario.file(crate::record::FileRole::QuestionProgram)),
+            },
             guard: guard.clone(),
         };
         let server = tokio::spawn(questions::serve(listener, ctx));

@@ -156,7 +156,7 @@ pub struct ServiceContext {
     pub current_call: Arc<Mutex<Option<usize>>>,
     pub death: sandbox::DeathWatch,
     pub started: Instant,
-    pub program: String,
+    pub program: ProgramIdentity,
     pub guard: Option<Arc<super::live_guard::LiveGuard>>,
 }
 
@@ -249,9 +249,35 @@ async fn handle(stream: UnixStream, ctx: ServiceContext) -> std::io::Result<()> 
 
 use tokio::io::AsyncReadExt;
 
-/// Who is asking: the peer's pid (the kernel's word, in our PID namespace) and its
-/// command line. The laid program runs as `./next_question` (or by full path).
-fn describe_peer(stream: &UnixStream, program: &str) -> Peer {
+/// The laid question program as the supervisor recognises it: by the bytes of the
+/// executable the peer runs, not by the name it calls itself.
+#[derive(Clone, Debug)]
+pub struct ProgramIdentity {
+    /// The program's path relative to the home (e.g. `next_question`).
+    pub name: String,
+    /// Size and sha256 of the laid executable; None when the program is not one we laid
+    /// as a binary (then only its command line can be checked).
+    pub executable: Option<(u64, String)>,
+}
+
+/// Whether the process `pid` is executing the laid program: its `/proc/PID/exe` (the
+/// file the kernel loaded, whatever its path, link or argv[0]) has the laid bytes.
+/// None when the executable cannot be read.
+fn runs_laid_executable(pid: i32, size: u64, digest: &str) -> Option<bool> {
+    let mut file = std::fs::File::open(format!("/proc/{pid}/exe")).ok()?;
+    if file.metadata().ok()?.len() != size {
+        return Some(false);
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, size), &mut bytes).ok()?;
+    Some(sandbox::sha256_hex(&bytes) == digest)
+}
+
+/// Who is asking: the peer's pid (the kernel's word, in our PID namespace), its command
+/// line for the record, and whether it is the laid question program: by its executable's
+/// bytes where we laid a binary (a symlink, another path or a copy is still the program;
+/// a process renamed with `exec -a ./next_question` is not), else by its command line.
+fn describe_peer(stream: &UnixStream, program: &ProgramIdentity) -> Peer {
     let Some(pid) = stream.peer_cred().ok().and_then(|c| c.pid()) else {
         return Peer::default();
     };
@@ -268,12 +294,19 @@ fn describe_peer(stream: &UnixStream, program: &str) -> Peer {
         .filter(|a| !a.is_empty())
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
-    // The compiled client runs as argv[0]; an interpreted one would be argv[1].
-    let via = args.iter().take(2).any(|a| {
-        let p = Path::new(a);
-        p.file_name().is_some_and(|n| n == program)
-            && (a == program || a.starts_with("./") || a.starts_with("/home/user/"))
-    });
+    let by_name = || {
+        // An interpreted program runs as argv[1].
+        args.iter().take(2).any(|a| {
+            let p = Path::new(a);
+            p.file_name()
+                .is_some_and(|n| n.to_str() == Some(program.name.as_str()))
+                && (a == &program.name || a.starts_with("./") || a.starts_with("/home/user/"))
+        })
+    };
+    let via = match &program.executable {
+        Some((size, digest)) => runs_laid_executable(pid, *size, digest).unwrap_or_else(by_name),
+        None => by_name(),
+    };
     Peer {
         command_line: crate::record::bounded_text(&args.join(" "), crate::record::MAX_TEXT),
         via_question_program: via,
