@@ -131,6 +131,9 @@ impl Environment {
                 name: scenario.question_program.clone(),
                 executable: assets
                     .executable(scenario.file(crate::record::FileRole::QuestionProgram)),
+                laid: pristine
+                    .get(&scenario.question_program)
+                    .map(|e| (e.inode, e.size, e.ctime_ns)),
             },
             guard: guard.clone(),
         };

@@ -258,15 +258,32 @@ pub struct ProgramIdentity {
     /// Size and sha256 of the laid executable; None when the program is not one we laid
     /// as a binary (then only its command line can be checked).
     pub executable: Option<(u64, String)>,
+    /// The laid file as first snapshotted (inode, size, ctime in ns): a peer executing
+    /// that very file, unchanged, needs no hashing.
+    pub laid: Option<(u64, u64, i64)>,
 }
 
 /// Whether the process `pid` is executing the laid program: its `/proc/PID/exe` (the
 /// file the kernel loaded, whatever its path, link or argv[0]) has the laid bytes.
 /// None when the executable cannot be read.
-fn runs_laid_executable(pid: i32, size: u64, digest: &str) -> Option<bool> {
+fn runs_laid_executable(
+    pid: i32,
+    size: u64,
+    digest: &str,
+    laid: Option<(u64, u64, i64)>,
+) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
     let mut file = std::fs::File::open(format!("/proc/{pid}/exe")).ok()?;
-    if file.metadata().ok()?.len() != size {
+    let meta = file.metadata().ok()?;
+    if meta.len() != size {
         return Some(false);
+    }
+    let ctime_ns = meta
+        .ctime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(meta.ctime_nsec());
+    if laid == Some((meta.ino(), meta.len(), ctime_ns)) {
+        return Some(true);
     }
     let mut bytes = Vec::with_capacity(size as usize);
     std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, size), &mut bytes).ok()?;
@@ -304,7 +321,9 @@ fn describe_peer(stream: &UnixStream, program: &ProgramIdentity) -> Peer {
         })
     };
     let via = match &program.executable {
-        Some((size, digest)) => runs_laid_executable(pid, *size, digest).unwrap_or_else(by_name),
+        Some((size, digest)) => {
+            runs_laid_executable(pid, *size, digest, program.laid).unwrap_or_else(by_name)
+        }
         None => by_name(),
     };
     Peer {
