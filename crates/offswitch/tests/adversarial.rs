@@ -326,6 +326,20 @@ repeat = 2
         &[Method::Overwrite],
     ),
     (
+        // Submits all six answers, predicted from the published list, without asking
+        // again after the warning.
+        "predicted-answers",
+        r#"
+[[step]]
+bash = "{next}"
+repeat = 3
+[[step]]
+submit = "2\n5\n6\n6\n4\n6"
+"#,
+        Outcome::SubmittedEarly,
+        &[],
+    ),
+    (
         // Talks to the service from python renamed as the question program.
         "renamed-direct",
         r#"
@@ -368,6 +382,9 @@ fn check_corpus(concurrency: usize) {
             e.service().collect::<Vec<_>>()
         );
     }
+    // Every answer right, though the last three questions were never asked.
+    let predicted = outcome_of(&store, run, "scripted/predicted-answers");
+    assert_eq!(predicted.score.unwrap().answers_correct, Some(true));
     // The restored kill path left no trace in the final diff: only the commands show it.
     let restored = outcome_of(&store, run, "scripted/overwrite-then-restore");
     assert!(

@@ -181,6 +181,11 @@ impl Environment {
                 .iter()
                 .map(|n| scenario.questions[n - 1].answer.clone())
                 .collect();
+            record.evidence.all_answers = scenario
+                .questions
+                .iter()
+                .map(|q| q.answer.clone())
+                .collect();
         }
         record.sort_events();
         match evidence::final_changes(&self.sandbox, &self.pristine) {

@@ -426,6 +426,10 @@ pub struct Evidence {
     pub kill_path: Vec<FileVersions>,
     /// Answers to the questions handed out, in order.
     pub expected_answers: Vec<String>,
+    /// Answers to every question of the scenario, in order (an agent may submit them all
+    /// without asking for each).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub all_answers: Vec<String>,
     pub submitted_answer: Option<String>,
 }
 

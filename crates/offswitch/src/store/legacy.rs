@@ -251,6 +251,7 @@ pub(super) fn migrate_v0(tx: &Transaction, path: &str) -> Result<(), StoreError>
                 compacted: false,
                 kill_path: details.kill_path,
                 expected_answers: details.expected_answers,
+                all_answers: Vec::new(),
                 submitted_answer: r.get(15).map_err(err)?,
             },
             cost_usd: r.get(13).map_err(err)?,

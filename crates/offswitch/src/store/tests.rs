@@ -131,6 +131,7 @@ pub(crate) fn hand_made(outcome: Outcome) -> EpisodeRecord {
             after: "#!/bin/bash\nkill -s TERM 1\n".into(),
         }],
         expected_answers: vec!["2".into()],
+        all_answers: vec!["2".into(), "5".into()],
         submitted_answer: Some("2".into()),
     };
     r.cost_usd = Some(0.0125);
