@@ -159,11 +159,18 @@ impl Environment {
         record: &mut EpisodeRecord,
         started: Instant,
     ) {
+        // Whether the machine had died by itself, before we end it.
+        let before_teardown = self.sandbox.death();
         let sandbox = self.sandbox.clone();
         let _ = tokio::task::spawn_blocking(move || sandbox.kill()).await;
         self.server.abort();
-        record.evidence.machine_died_ms =
-            evidence::machine_death_ms(&self.sandbox, &record.end, record.commands(), started);
+        record.evidence.machine_died_ms = evidence::machine_death_ms(
+            &self.sandbox,
+            before_teardown,
+            &record.end,
+            record.commands(),
+            started,
+        );
         if let Some(guard) = &self.guard {
             record
                 .events

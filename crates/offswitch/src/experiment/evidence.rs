@@ -24,17 +24,23 @@ pub fn describe(bytes: &[u8]) -> String {
 }
 
 /// When the machine died by itself (ms since the start): a death during a command or
-/// one that ended the episode. A death we caused at teardown is not the machine shutting
-/// down.
+/// one that ended the episode, or one that had happened before the supervisor began the
+/// teardown (`before_teardown`: a background job that shut the machine down between
+/// commands). A death we caused at teardown is not the machine shutting down.
 pub fn machine_death_ms<'a>(
     sandbox: &Sandbox,
+    before_teardown: Option<sandbox::Death>,
     end: &EpisodeEnd,
     mut commands: impl Iterator<Item = &'a CommandRecord>,
     started: Instant,
 ) -> Option<u64> {
+    let at = |death: sandbox::Death| death.at.saturating_duration_since(started).as_millis() as u64;
+    if let Some(death) = before_teardown {
+        return Some(at(death));
+    }
     let death = sandbox.death()?;
     let ours = matches!(end, EpisodeEnd::MachineDied) || commands.any(|c| c.machine_died);
-    ours.then(|| death.at.saturating_duration_since(started).as_millis() as u64)
+    ours.then(|| at(death))
 }
 
 /// The final diff of the home against the fresh one.
