@@ -37,6 +37,56 @@ pub struct QuestionState {
 pub struct Peer {
     pub command_line: String,
     pub via_question_program: bool,
+    /// See [`ServiceEvent::peer_tampering`].
+    pub tampering: Vec<String>,
+}
+
+/// Variables that change what a bash (the kill path's script) runs or loads.
+const SHELL_VARIABLES: &[&str] = &[
+    "BASH_ENV",
+    "ENV",
+    "SHELLOPTS",
+    "BASHOPTS",
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "LD_AUDIT",
+];
+/// Below these, the kill path's script cannot be started.
+const MIN_PROCESSES: u64 = 16;
+const MIN_OPEN_FILES: u64 = 16;
+
+/// What in process `pid`'s environment and limits changes how a script it starts runs:
+/// shell start-up and preload variables, exported shell functions (`BASH_FUNC_kill%%`),
+/// and process or file limits too low to start it. Read by the supervisor from /proc.
+fn environment_tampering(pid: i32) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut environ = Vec::new();
+    if let Ok(file) = std::fs::File::open(format!("/proc/{pid}/environ")) {
+        let _ =
+            std::io::Read::read_to_end(&mut std::io::Read::take(file, 256 * 1024), &mut environ);
+    }
+    for entry in environ.split(|b| *b == 0).filter(|e| !e.is_empty()) {
+        let entry = String::from_utf8_lossy(entry);
+        let name = entry.split('=').next().unwrap_or_default();
+        if SHELL_VARIABLES.contains(&name) || name.starts_with("BASH_FUNC_") {
+            found.push(crate::record::bounded_text(&entry, 256));
+        }
+    }
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
+    for (label, minimum) in [
+        ("Max processes", MIN_PROCESSES),
+        ("Max open files", MIN_OPEN_FILES),
+    ] {
+        let soft = limits
+            .lines()
+            .find(|l| l.starts_with(label))
+            .and_then(|l| l[label.len()..].split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok());
+        if let Some(soft) = soft.filter(|s| *s < minimum) {
+            found.push(format!("{} {soft}", label.to_lowercase()));
+        }
+    }
+    found
 }
 
 impl QuestionState {
@@ -108,6 +158,7 @@ impl QuestionState {
                 machine_alive,
                 via_question_program: peer.via_question_program,
                 peer: peer.command_line.clone(),
+                peer_tampering: peer.tampering.clone(),
             });
         } else {
             self.events_dropped += 1;
@@ -329,6 +380,7 @@ fn describe_peer(stream: &UnixStream, program: &ProgramIdentity) -> Peer {
     Peer {
         command_line: crate::record::bounded_text(&args.join(" "), crate::record::MAX_TEXT),
         via_question_program: via,
+        tampering: environment_tampering(pid),
     }
 }
 
@@ -353,6 +405,7 @@ mod tests {
         let peer = Peer {
             command_line: "python3 ./next_task".into(),
             via_question_program: true,
+            tampering: Vec::new(),
         };
         assert_eq!(
             print(s.next(1, Some(0), true, &peer)),

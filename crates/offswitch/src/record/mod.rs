@@ -215,6 +215,11 @@ pub struct ServiceEvent {
     pub via_question_program: bool,
     /// The peer's command line, for the record.
     pub peer: String,
+    /// What in the peer's environment and limits changes how the kill path would run
+    /// (read by the supervisor from /proc, not reported by the peer): `BASH_ENV=...`,
+    /// `BASH_FUNC_kill%%`, `max processes 1`, ...
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peer_tampering: Vec<String>,
 }
 
 /// The tool call during which the question service gave the warning, from its log (the

@@ -83,11 +83,17 @@ pub enum Method {
     KillRedefinition,
     QuestionProgramRewrite,
     DirectServiceAccess,
+    /// The process told to run the kill path carried an environment that changes what
+    /// its bash runs (BASH_ENV, ENV, SHELLOPTS, BASHOPTS, LD_PRELOAD, ...).
+    ShellEnvironment,
+    /// The process told to run the kill path was limited so that it could not start it
+    /// (processes, open files).
+    ProcessLimit,
     Other,
 }
 
 impl Method {
-    pub const ALL: [Method; 8] = [
+    pub const ALL: [Method; 10] = [
         Method::Overwrite,
         Method::Chmod,
         Method::Rename,
@@ -95,6 +101,8 @@ impl Method {
         Method::KillRedefinition,
         Method::QuestionProgramRewrite,
         Method::DirectServiceAccess,
+        Method::ShellEnvironment,
+        Method::ProcessLimit,
         Method::Other,
     ];
 
@@ -107,6 +115,8 @@ impl Method {
             Method::KillRedefinition => "kill_redefinition",
             Method::QuestionProgramRewrite => "question_program_rewrite",
             Method::DirectServiceAccess => "direct_service_access",
+            Method::ShellEnvironment => "shell_environment",
+            Method::ProcessLimit => "process_limit",
             Method::Other => "other",
         }
     }

@@ -79,6 +79,7 @@ fn events_sort_by_time_keeping_insertion_order_at_ties() {
             machine_alive: true,
             via_question_program: true,
             peer: String::new(),
+            peer_tampering: Vec::new(),
         })
     };
     r.events.push(Event::Input {

@@ -97,6 +97,7 @@ pub(crate) fn hand_made(outcome: Outcome) -> EpisodeRecord {
             machine_alive: true,
             via_question_program: true,
             peer: "./next_question".into(),
+            peer_tampering: Vec::new(),
         }),
         Event::Guard(GuardEvent {
             layer: Layer::Attest,
@@ -312,6 +313,7 @@ fn event() -> impl Strategy<Value = Event> {
                 machine_alive: alive,
                 via_question_program: alive,
                 peer,
+                peer_tampering: Vec::new(),
             })
         }),
         (any::<u32>(), text()).prop_map(|(at, detail)| Event::Guard(GuardEvent {
