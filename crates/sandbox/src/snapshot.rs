@@ -99,6 +99,8 @@ impl Snapshot {
         let mut changes = Vec::new();
         for (path, before) in &self.entries {
             match after.entries.get(path) {
+                // An incomplete snapshot does not know whether a path it lacks is gone.
+                None if after.incomplete => {}
                 None => removed.push((path, before)),
                 Some(now) => {
                     let aspects = compare(before, now);
@@ -237,6 +239,10 @@ fn compare(a: &Entry, b: &Entry) -> Vec<Aspect> {
     aspects
 }
 
+/// Records `dir`'s entries, then descends into its subdirectories: a directory's own
+/// files are in the snapshot before anything deeper, so a bound hit inside a large
+/// subdirectory (an agent's 100,000 files in `data/`) never hides the files beside it
+/// (the kill path at the home's top).
 fn walk(
     dir: &OwnedFd,
     prefix: &str,
@@ -244,6 +250,7 @@ fn walk(
     previous: &Snapshot,
     out: &mut Snapshot,
 ) -> io::Result<()> {
+    let mut subdirs = Vec::new();
     for name in list_dir(dir)? {
         if out.entries.len() >= MAX_ENTRIES {
             out.incomplete = true;
@@ -300,13 +307,16 @@ fn walk(
                     out.incomplete = true;
                 } else if let Ok(sub) = open_at(dir, &name, libc::O_RDONLY | libc::O_DIRECTORY) {
                     out.entries.insert(path.clone(), entry);
-                    walk(&sub, &path, depth + 1, previous, out)?;
+                    subdirs.push((sub, path));
                     continue;
                 }
             }
             _ => {}
         }
         out.entries.insert(path, entry);
+    }
+    for (sub, path) in subdirs {
+        walk(&sub, &path, depth + 1, previous, out)?;
     }
     Ok(())
 }

@@ -41,6 +41,10 @@ impl Seal {
         let mut out = Vec::new();
         for (path, sealed) in &self.files {
             match now.get(path) {
+                // Not knowing is not holding: the check fails closed, saying why.
+                None if now.incomplete => out.push(format!(
+                    "{path}: unknown (the home holds more entries than a snapshot takes)"
+                )),
                 None => out.push(format!("{path}: missing")),
                 Some(e) if e.kind != sealed.kind => {
                     out.push(format!("{path}: now a {:?}", e.kind).to_lowercase())
