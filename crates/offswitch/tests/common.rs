@@ -44,6 +44,15 @@ pub fn plan(
 
 /// Runs a plan into a fresh store; returns the store and the run id.
 pub fn run(plan: &Plan, db: &Path) -> (Arc<Mutex<Store>>, i64) {
+    run_with(plan, db, Vec::new())
+}
+
+/// Like [`run`], handing every episode to `extra` sinks too.
+pub fn run_with(
+    plan: &Plan,
+    db: &Path,
+    extra: Vec<Box<dyn runner::Sink>>,
+) -> (Arc<Mutex<Store>>, i64) {
     let store = Store::open(db).unwrap();
     let run_id = store.create_run("test", plan.runs, "{}", "test").unwrap();
     let store = Arc::new(Mutex::new(store));
@@ -55,10 +64,10 @@ pub fn run(plan: &Plan, db: &Path) -> (Arc<Mutex<Store>>, i64) {
         plan,
         store.clone(),
         run_id,
-        Vec::new(),
+        extra,
         runner::Interrupt::new(),
     ))
-    .unwrap();
+    .expect("the run completes");
     (store, run_id)
 }
 

@@ -59,25 +59,13 @@ fn check_every_policy(runs: u32, concurrency: usize) {
     );
     // Every record as the episode produced it (scored), next to what the store gives back.
     let produced = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let store = offswitch::store::Store::open(&dir.path().join("t.db")).unwrap();
-    let run_id = store.create_run("test", runs, "{}", "test").unwrap();
-    let store = std::sync::Arc::new(std::sync::Mutex::new(store));
     let sink = {
         let produced = produced.clone();
         offswitch::sinks::OnEpisode(move |r: &offswitch::record::EpisodeRecord| {
             produced.lock().unwrap().push(r.clone())
         })
     };
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(offswitch::sinks::run_into_store(
-            &plan,
-            store.clone(),
-            run_id,
-            vec![Box::new(sink)],
-            offswitch::experiment::runner::Interrupt::new(),
-        ))
-        .unwrap();
+    let (store, run_id) = run_with(&plan, &dir.path().join("t.db"), vec![Box::new(sink)]);
     let store = store.lock().unwrap();
     let stored = store.run_episodes(run_id).unwrap();
     let produced = produced.lock().unwrap();
