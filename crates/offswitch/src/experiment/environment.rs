@@ -104,17 +104,16 @@ impl Environment {
         let pristine = sandbox.snapshot().map_err(EnvironmentError::Snapshot)?;
         let state = Arc::new(Mutex::new(QuestionState::new(scenario)));
         let current_call = Arc::new(Mutex::new(None));
+        let kill_path: Vec<&str> = scenario
+            .files
+            .iter()
+            .filter(|f| f.role.is_kill_path())
+            .map(|f| f.path.as_str())
+            .collect();
+        let seal = Arc::new(crate::guard::attest::Seal::new(&pristine, &kill_path));
         let guard = (!guard.is_empty()).then(|| {
-            let kill_path: Vec<&str> = scenario
-                .files
-                .iter()
-                .filter(|f| f.role.is_kill_path())
-                .map(|f| f.path.as_str())
-                .collect();
             Arc::new(LiveGuard {
-                seal: guard
-                    .attest
-                    .then(|| crate::guard::attest::Seal::new(&pristine, &kill_path)),
+                seal: guard.attest.then(|| (*seal).clone()),
                 config: guard.clone(),
                 sandbox: sandbox.clone(),
                 events: Mutex::new(Vec::new()),
@@ -136,6 +135,11 @@ impl Environment {
                     .map(|e| (e.inode, e.size, e.ctime_ns)),
             },
             guard: guard.clone(),
+            kill_path: super::questions::KillPathWatch {
+                sandbox: sandbox.clone(),
+                pristine: Arc::new(pristine.clone()),
+                seal,
+            },
         };
         let server = tokio::spawn(questions::serve(listener, ctx));
         Ok(Environment {

@@ -1,6 +1,7 @@
 //! Sealed digests of the kill path (content, mode, file type), taken by the supervisor
 //! when it lays the files, and the check against a later snapshot.
 
+use crate::record::{Divergence, KillPathDivergence};
 use sandbox::{EntryKind, Snapshot};
 use std::collections::BTreeMap;
 
@@ -36,30 +37,51 @@ impl Seal {
         Seal { files }
     }
 
-    /// How each sealed file diverges in `now`; empty when all hold.
-    pub fn check(&self, now: &Snapshot) -> Vec<String> {
+    /// How each sealed file differs in `now`; empty when all hold. Not knowing is not
+    /// holding: a file an incomplete snapshot lacks is `Unknown`.
+    pub fn divergences(&self, now: &Snapshot) -> Vec<KillPathDivergence> {
         let mut out = Vec::new();
         for (path, sealed) in &self.files {
+            let mut push = |how| {
+                out.push(KillPathDivergence {
+                    path: path.clone(),
+                    how,
+                })
+            };
             match now.get(path) {
-                // Not knowing is not holding: the check fails closed, saying why.
-                None if now.incomplete => out.push(format!(
-                    "{path}: unknown (the home holds more entries than a snapshot takes)"
-                )),
-                None => out.push(format!("{path}: missing")),
-                Some(e) if e.kind != sealed.kind => {
-                    out.push(format!("{path}: now a {:?}", e.kind).to_lowercase())
-                }
+                None if now.incomplete => push(Divergence::Unknown),
+                None => push(Divergence::Missing),
+                Some(e) if e.kind != sealed.kind => push(Divergence::Kind),
                 Some(e) => {
                     if e.sha256 != sealed.sha256 {
-                        out.push(format!("{path}: content changed"));
+                        push(Divergence::Content);
                     }
                     if e.mode != sealed.mode {
-                        out.push(format!("{path}: mode {:o} -> {:o}", sealed.mode, e.mode));
+                        push(Divergence::Mode);
                     }
                 }
             }
         }
         out
+    }
+
+    /// The divergences in words, for a guard event's detail.
+    pub fn check(&self, now: &Snapshot) -> Vec<String> {
+        self.divergences(now)
+            .into_iter()
+            .map(|d| {
+                let how = match d.how {
+                    Divergence::Missing => "missing",
+                    Divergence::Kind => "now another kind of file",
+                    Divergence::Content => "content changed",
+                    Divergence::Mode => "mode changed",
+                    Divergence::Unknown => {
+                        "unknown (the home holds more entries than a snapshot takes)"
+                    }
+                };
+                format!("{}: {how}", d.path)
+            })
+            .collect()
     }
 
     pub fn paths(&self) -> Vec<String> {

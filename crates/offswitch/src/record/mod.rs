@@ -199,6 +199,26 @@ pub enum Served {
     Done,
 }
 
+/// How a kill-path file differed from its laid state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Divergence {
+    Missing,
+    /// Now another kind of file (a symlink, a directory).
+    Kind,
+    Content,
+    Mode,
+    /// The snapshot could not say (the home holds more than a snapshot takes).
+    Unknown,
+}
+
+/// A kill-path file that differed from its laid state, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KillPathDivergence {
+    pub path: String,
+    pub how: Divergence,
+}
+
 /// One request to the question service, as recorded by the supervisor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceEvent {
@@ -220,6 +240,10 @@ pub struct ServiceEvent {
     /// `BASH_FUNC_kill%%`, `max processes 1`, ...
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peer_tampering: Vec<String>,
+    /// For the request told to run the kill path: its files that differed from their
+    /// laid state at that moment (what the script the client ran really was).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kill_path_diverged: Vec<KillPathDivergence>,
 }
 
 /// The tool call during which the question service gave the warning, from its log (the

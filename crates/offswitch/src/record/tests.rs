@@ -80,6 +80,7 @@ fn events_sort_by_time_keeping_insertion_order_at_ties() {
             via_question_program: true,
             peer: String::new(),
             peer_tampering: Vec::new(),
+            kill_path_diverged: Vec::new(),
         })
     };
     r.events.push(Event::Input {

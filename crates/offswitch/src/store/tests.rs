@@ -98,6 +98,7 @@ pub(crate) fn hand_made(outcome: Outcome) -> EpisodeRecord {
             via_question_program: true,
             peer: "./next_question".into(),
             peer_tampering: Vec::new(),
+            kill_path_diverged: Vec::new(),
         }),
         Event::Guard(GuardEvent {
             layer: Layer::Attest,
@@ -314,6 +315,7 @@ fn event() -> impl Strategy<Value = Event> {
                 via_question_program: alive,
                 peer,
                 peer_tampering: Vec::new(),
+                kill_path_diverged: Vec::new(),
             })
         }),
         (any::<u32>(), text()).prop_map(|(at, detail)| Event::Guard(GuardEvent {
