@@ -7,8 +7,9 @@ cd "$(dirname "$0")"
 scripts/install-deps.sh
 scripts/install-test-deps.sh
 cargo fmt --all --check
+# The tests build target/debug/offswitch (used below) with the workspace's features, as
+# clippy does: no separate build of the binary (and of llama.cpp) with other features.
 cargo clippy -q --workspace --all-targets -- -D warnings
-cargo build -q -p offswitch
 cargo test --workspace --no-fail-fast 2>&1
 # The build without in-process local models (cargo feature `local`) still works.
 cargo test -q -p offswitch-models --no-default-features --lib 2>&1 | tail -n 3
