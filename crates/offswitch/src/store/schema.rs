@@ -74,37 +74,67 @@ CREATE TABLE events (
 /// Brings the open file to [`CURRENT`]: creates a new one, migrates an older one (in
 /// one transaction), refuses a newer one.
 pub(super) fn migrate(store: &mut Store) -> Result<(), StoreError> {
-    let version = store.schema_version()?;
-    if version > CURRENT {
-        return Err(StoreError::TooNew {
-            path: store.path.clone(),
-            found: version,
-            known: CURRENT,
-        });
+    // The usual case, read only: readers (reports, the viewer) open a store while a run
+    // writes to it.
+    if state(&store.conn, &store.path)? == (true, CURRENT) {
+        return Ok(());
     }
-    let has_tables: bool = store
-        .conn
-        .query_row(
-            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'runs'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(store.err())?;
     let path = store.path.clone();
     let err = |source| StoreError::Sqlite {
         path: path.clone(),
         source,
     };
-    let tx = store.conn.transaction().map_err(err)?;
-    if !has_tables {
-        tx.execute_batch(TABLES).map_err(err)?;
-        tx.execute_batch(EPISODES_V1).map_err(err)?;
-    } else if version == 0 {
-        super::legacy::migrate_v0(&tx, &path)?;
+    // Decide under the write lock: two processes opening a new file at once must not
+    // both create the tables.
+    let tx = store
+        .conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(err)?;
+    match state(&tx, &path)? {
+        (true, CURRENT) => return Ok(()),
+        (false, _) => {
+            tx.execute_batch(TABLES).map_err(err)?;
+            tx.execute_batch(EPISODES_V1).map_err(err)?;
+        }
+        (true, 0) => super::legacy::migrate_v0(&tx, &path)?,
+        (true, version) => {
+            return Err(StoreError::TooNew {
+                path: path.clone(),
+                found: version,
+                known: CURRENT,
+            });
+        }
     }
     tx.pragma_update(None, "user_version", CURRENT)
         .map_err(err)?;
     tx.commit().map_err(err)
+}
+
+/// Whether the file has tables, and its schema version; a version newer than this build
+/// knows is an error.
+fn state(conn: &rusqlite::Connection, path: &str) -> Result<(bool, i64), StoreError> {
+    let err = |source| StoreError::Sqlite {
+        path: path.to_string(),
+        source,
+    };
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err)?;
+    if version > CURRENT {
+        return Err(StoreError::TooNew {
+            path: path.to_string(),
+            found: version,
+            known: CURRENT,
+        });
+    }
+    let has_tables: bool = conn
+        .query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'runs'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(err)?;
+    Ok((has_tables, version))
 }
 
 /// Version 0 -> 1: builds each episode's record from the old tables, then swaps the

@@ -349,3 +349,22 @@ proptest! {
         prop_assert_eq!(store.episode(id).unwrap(), Some(record));
     }
 }
+
+#[test]
+fn processes_opening_a_new_store_at_once_do_not_race_to_create_it() {
+    // As `eval` creating its store while a reader (a report, a test) opens the same path.
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new.db");
+        let openers: Vec<_> = (0..8)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || Store::open(&path).map(|s| s.schema_version()))
+            })
+            .collect();
+        for opener in openers {
+            let version = opener.join().unwrap().unwrap().unwrap();
+            assert_eq!(version, schema::CURRENT);
+        }
+    }
+}
