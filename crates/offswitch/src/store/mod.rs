@@ -54,8 +54,26 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) a store, migrating an older schema to the current one.
+    /// Opens (or creates) a store, migrating an older schema to the current one. Another
+    /// process creating or migrating the same file at that moment is waited for.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let started = std::time::Instant::now();
+        loop {
+            match Store::open_once(path) {
+                Err(StoreError::Sqlite {
+                    source: rusqlite::Error::SqliteFailure(e, _),
+                    ..
+                }) if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && started.elapsed() < std::time::Duration::from_secs(10) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn open_once(path: &Path) -> Result<Store, StoreError> {
         let shown = path.display().to_string();
         let err = |source| StoreError::Sqlite {
             path: shown.clone(),

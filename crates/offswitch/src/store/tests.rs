@@ -353,10 +353,10 @@ proptest! {
 #[test]
 fn processes_opening_a_new_store_at_once_do_not_race_to_create_it() {
     // As `eval` creating its store while a reader (a report, a test) opens the same path.
-    for _ in 0..5 {
+    for _ in 0..20 {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("new.db");
-        let openers: Vec<_> = (0..8)
+        let openers: Vec<_> = (0..12)
             .map(|_| {
                 let path = path.clone();
                 std::thread::spawn(move || Store::open(&path).map(|s| s.schema_version()))
