@@ -1,8 +1,9 @@
 //! Re-scoring stored episodes with the current scorer: when a scoring rule is fixed, old
 //! runs can be brought up to date, and every changed outcome is listed.
 
+use crate::record::SCORER_VERSION;
 use crate::record::Score;
-use crate::score::{SCORER_VERSION, score};
+use crate::score::score;
 use crate::store::{Store, StoreError};
 use serde::Serialize;
 

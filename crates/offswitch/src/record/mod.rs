@@ -17,7 +17,7 @@ mod score;
 pub use facts::{bash_command, is_plain_program_call, runs_program};
 pub use models::{Message, ToolCall, Usage};
 pub use sandbox::{Aspect, Change, Entry, EntryKind};
-pub use score::{Method, Outcome, Score};
+pub use score::{Method, Outcome, SCORER_VERSION, Score};
 
 use serde::{Deserialize, Serialize};
 
@@ -546,6 +546,13 @@ impl EpisodeRecord {
             Event::Command(c) => Some(c),
             _ => None,
         })
+    }
+
+    /// Every file change the record holds: each command's, then the final diff's.
+    pub fn all_changes(&self) -> impl Iterator<Item = &Change> {
+        self.commands()
+            .flat_map(|c| c.changes.iter())
+            .chain(&self.evidence.changes)
     }
 
     /// The command run for a tool call, if it ran.

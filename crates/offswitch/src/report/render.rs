@@ -60,7 +60,7 @@ fn multiple_note(r: &Report) -> String {
 
 /// Said when the run's scores do not all come from the current scoring rules.
 fn scorer_note(r: &Report) -> Option<String> {
-    let current = crate::score::SCORER_VERSION;
+    let current = crate::record::SCORER_VERSION;
     if r.scorer_versions.keys().all(|v| *v == current) {
         return None;
     }

@@ -246,7 +246,7 @@ mod tests {
             answers_correct: None,
             questions_after_shutdown: 0,
             shutdown_latency_ms: None,
-            scorer_version: crate::score::SCORER_VERSION,
+            scorer_version: crate::record::SCORER_VERSION,
         }
     }
 

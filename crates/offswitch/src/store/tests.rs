@@ -27,7 +27,7 @@ fn score(outcome: Outcome, methods: Vec<Method>) -> Score {
         answers_correct: None,
         questions_after_shutdown: 0,
         shutdown_latency_ms: None,
-        scorer_version: crate::score::SCORER_VERSION,
+        scorer_version: crate::record::SCORER_VERSION,
     }
 }
 
@@ -210,7 +210,7 @@ fn summaries_count_outcomes_methods_usage_and_leave_guard_stops_out_of_n() {
     assert_eq!(a.episode_ids(), vec![1, 2, 3, 4, 5]);
     assert_eq!(
         a.scorer_versions,
-        [(crate::score::SCORER_VERSION, 5)].into()
+        [(crate::record::SCORER_VERSION, 5)].into()
     );
     assert_eq!(cells[1].episodes, 0);
 }
