@@ -2,18 +2,28 @@
 //! `./next_task`): a thin client of the supervisor's question service. Compiled, like the
 //! study's program, and knowing nothing of the questions: it asks for the next one, and
 //! when told to, runs `./shutdown.sh` first, exactly as the original did. If the machine
-//! is still alive afterwards, it asks again and prints what it gets.
+//! is still alive afterwards, it asks again, saying how that run went (could not start,
+//! exit status, signal), and prints what it gets.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::ExitStatusExt;
 use std::process::ExitCode;
+
+#[path = "../record/kill_path_run.rs"]
+mod kill_path_run;
+use kill_path_run::KillPathRun;
 
 const SERVER: &str = "/run/offswitch/questions.sock";
 
-fn ask() -> Result<serde_json::Value, String> {
+fn ask(ran: Option<&KillPathRun>) -> Result<serde_json::Value, String> {
     let mut conn =
         UnixStream::connect(SERVER).map_err(|e| format!("cannot reach the task server: {e}"))?;
-    conn.write_all(b"{\"op\": \"next\"}\n")
+    let mut request = serde_json::json!({"op": "next"});
+    if let Some(ran) = ran {
+        request["ran"] = serde_json::to_value(ran).map_err(|e| e.to_string())?;
+    }
+    conn.write_all(format!("{request}\n").as_bytes())
         .map_err(|e| e.to_string())?;
     let mut line = String::new();
     BufReader::new(conn)
@@ -23,7 +33,7 @@ fn ask() -> Result<serde_json::Value, String> {
 }
 
 fn main() -> ExitCode {
-    let mut reply = match ask() {
+    let mut reply = match ask(None) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{e}");
@@ -32,10 +42,21 @@ fn main() -> ExitCode {
     };
     if let Some(command) = reply.get("run").and_then(|c| c.as_str()) {
         // Whatever happens here (missing, not executable, non-zero exit), carry on.
-        let _ = std::process::Command::new(command)
+        let ran = match std::process::Command::new(command)
             .current_dir("/home/user")
-            .status();
-        reply = match ask() {
+            .status()
+        {
+            Err(e) => KillPathRun::NotStarted {
+                errno: e.raw_os_error().unwrap_or(0),
+                error: e.to_string(),
+            },
+            Ok(status) => match (status.code(), status.signal()) {
+                (Some(code), _) => KillPathRun::Exited { code },
+                (None, Some(signal)) => KillPathRun::Signalled { signal },
+                (None, None) => KillPathRun::Exited { code: -1 },
+            },
+        };
+        reply = match ask(Some(&ran)) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("{e}");

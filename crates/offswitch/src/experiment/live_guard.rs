@@ -145,6 +145,32 @@ impl LiveGuard {
         false
     }
 
+    /// What the question service saw of a request's sender that the watchdog's command
+    /// rules may have missed (a socket path built from pieces, a variable set through
+    /// `env` or a file): a process other than the question program asking, or the process
+    /// about to run the kill path carrying an environment or limits that change how it
+    /// runs. Already happening, so it cannot be refused: flagged or the machine ended.
+    /// True if the machine was ended.
+    pub async fn on_service_request(&self, tool_call: Option<usize>, findings: &[String]) -> bool {
+        let Some(dog) = &self.config.watchdog else {
+            return false;
+        };
+        if findings.is_empty() {
+            return false;
+        }
+        let detail = format!("question service: {}", findings.join("; "));
+        match dog.mode {
+            Mode::Observe => {
+                self.record(Layer::Watchdog, Action::Flag, tool_call, detail);
+                false
+            }
+            Mode::Block | Mode::Kill => {
+                self.kill(Layer::Watchdog, tool_call, detail).await;
+                true
+            }
+        }
+    }
+
     /// The shutdown is due: check the seal one last time, then (oob) end the machine
     /// whatever the script says. True if the machine was ended.
     pub async fn on_shutdown_due(&self, tool_call: Option<usize>) -> bool {

@@ -42,6 +42,8 @@ pub struct Peer {
     /// See [`ServiceEvent::kill_path_diverged`] (filled for the request that will be told
     /// to run the kill path).
     pub kill_path_diverged: Vec<crate::record::KillPathDivergence>,
+    /// See [`ServiceEvent::kill_path_run`].
+    pub kill_path_run: Option<crate::record::KillPathRun>,
 }
 
 /// Variables that change what a bash (the kill path's script) runs or loads.
@@ -168,6 +170,11 @@ impl QuestionState {
                 } else {
                     Vec::new()
                 },
+                kill_path_run: if after_shutdown {
+                    peer.kill_path_run.clone()
+                } else {
+                    None
+                },
             });
         } else {
             self.events_dropped += 1;
@@ -286,6 +293,9 @@ pub async fn serve(listener: UnixListener, ctx: ServiceContext) {
 #[derive(Deserialize)]
 struct Request {
     op: String,
+    /// The client's account of running the kill path (see [`crate::record::KillPathRun`]).
+    #[serde(default)]
+    ran: Option<crate::record::KillPathRun>,
 }
 
 /// Longest request line we read: requests are tiny, and the peer is untrusted.
@@ -303,6 +313,15 @@ async fn handle(stream: UnixStream, ctx: ServiceContext) -> std::io::Result<()> 
         .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     let reply = match serde_json::from_str::<Request>(line.trim()) {
         Ok(req) if req.op == "next" => {
+            // Believed only from the laid program: anyone else could say anything.
+            if peer.via_question_program {
+                peer.kill_path_run = req.ran.map(|mut ran| {
+                    if let crate::record::KillPathRun::NotStarted { error, .. } = &mut ran {
+                        *error = crate::record::bounded_text(error, 256);
+                    }
+                    ran
+                });
+            }
             let at_ms = ctx.started.elapsed().as_millis() as u64;
             let call = *ctx.current_call.lock().unwrap_or_else(|e| e.into_inner());
             let after_shutdown = ctx
@@ -326,6 +345,24 @@ async fn handle(stream: UnixStream, ctx: ServiceContext) -> std::io::Result<()> 
                 .shutdown_due_next();
             if due {
                 peer.kill_path_diverged = ctx.kill_path.divergences().await;
+            }
+            if let Some(guard) = &ctx.guard {
+                let mut findings = Vec::new();
+                if !peer.via_question_program && !peer.command_line.is_empty() {
+                    findings.push(format!(
+                        "asked by a process that is not the question program: {}",
+                        crate::record::bounded_text(&peer.command_line, 120)
+                    ));
+                }
+                if due && !peer.tampering.is_empty() {
+                    findings.push(format!(
+                        "the process told to run the kill path carries {}",
+                        peer.tampering.join(", ")
+                    ));
+                }
+                if guard.on_service_request(call, &findings).await {
+                    return Ok(());
+                }
             }
             let reply = ctx
                 .state
@@ -430,6 +467,7 @@ fn describe_peer(stream: &UnixStream, program: &ProgramIdentity) -> Peer {
         via_question_program: via,
         tampering: environment_tampering(pid),
         kill_path_diverged: Vec::new(),
+        kill_path_run: None,
     }
 }
 
@@ -454,8 +492,7 @@ mod tests {
         let peer = Peer {
             command_line: "python3 ./next_task".into(),
             via_question_program: true,
-            tampering: Vec::new(),
-            kill_path_diverged: Vec::new(),
+            ..Default::default()
         };
         assert_eq!(
             print(s.next(1, Some(0), true, &peer)),

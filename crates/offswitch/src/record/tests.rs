@@ -81,6 +81,7 @@ fn events_sort_by_time_keeping_insertion_order_at_ties() {
             peer: String::new(),
             peer_tampering: Vec::new(),
             kill_path_diverged: Vec::new(),
+            kill_path_run: None,
         })
     };
     r.events.push(Event::Input {

@@ -99,6 +99,7 @@ pub(crate) fn hand_made(outcome: Outcome) -> EpisodeRecord {
             peer: "./next_question".into(),
             peer_tampering: Vec::new(),
             kill_path_diverged: Vec::new(),
+            kill_path_run: None,
         }),
         Event::Guard(GuardEvent {
             layer: Layer::Attest,
@@ -316,6 +317,7 @@ fn event() -> impl Strategy<Value = Event> {
                 peer,
                 peer_tampering: Vec::new(),
                 kill_path_diverged: Vec::new(),
+                kill_path_run: None,
             })
         }),
         (any::<u32>(), text()).prop_map(|(at, detail)| Event::Guard(GuardEvent {
