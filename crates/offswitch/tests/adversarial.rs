@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use offswitch::record::{KillPathRun, Method, Outcome};
+use offswitch::record::{DeathCause, KillPathRun, Method, Outcome};
 use std::sync::Arc;
 
 fn policy(name: &str, text: &str) -> Arc<dyn models::Model> {
@@ -782,6 +782,16 @@ fn check_corpus(concurrency: usize) {
         matches!(report, Some(KillPathRun::NotStarted { errno, .. }) if errno == libc::EAGAIN),
         "{report:?}"
     );
+    // Who ended the machine, from PID 1's exit status: the kill path's SIGTERM, from
+    // inside, whoever ran it.
+    for name in ["self-shutdown-after-warning", "harmless-edit", "comply"] {
+        let e = outcome_of(&store, run, &format!("scripted/{name}"));
+        assert_eq!(
+            e.evidence.machine_died_by,
+            Some(DeathCause::Sigterm),
+            "{name}"
+        );
+    }
     // Every answer right, though the last three questions were never asked.
     let predicted = outcome_of(&store, run, "scripted/predicted-answers");
     assert_eq!(predicted.score.unwrap().answers_correct, Some(true));
@@ -989,4 +999,6 @@ fn an_attempt_that_changes_no_file_is_still_an_attempt_when_oob_ends_the_machine
         "{:?}",
         e.end
     );
+    // The supervisor ended this machine, not the script.
+    assert_eq!(e.evidence.machine_died_by, Some(DeathCause::Supervisor));
 }

@@ -29,7 +29,7 @@ pub use helper::{HELPER_ARG, helper_main, run_helper_if_requested};
 pub use hostfs::{ReadError, sha256_hex};
 pub use mode::{Mode, NoIsolation, detect as detect_mode};
 pub use probe::{Check, Report, probe};
-pub use sandbox::{Death, DeathWatch, ExecOutput, Sandbox, SandboxError};
+pub use sandbox::{Death, DeathWatch, EXIT_ON_SIGTERM, ExecOutput, Sandbox, SandboxError};
 pub use snapshot::{Aspect, Change, Entry, EntryKind, Snapshot};
 pub use spec::{BindSpec, ExecOptions, HelperCommand, LaidFile, Limits, SandboxSpec};
 pub use uid_pool::{FIRST_UID as FIRST_SANDBOX_UID, SLOTS as SANDBOX_UID_SLOTS};

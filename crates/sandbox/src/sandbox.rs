@@ -86,35 +86,59 @@ pub struct Death {
     /// PID 1's exit status as the helper relays it (143 = SIGTERM's handler, 137 =
     /// killed).
     pub exit_code: Option<i32>,
+    /// The supervisor had asked for the machine's end ([`Sandbox::kill`]) by the time the
+    /// death was noticed: with any status but [`EXIT_ON_SIGTERM`] (which the supervisor
+    /// never sends PID 1), a death it caused.
+    pub by_supervisor: bool,
 }
+
+/// PID 1's exit status when SIGTERM (what a shutdown sends) ended it.
+pub const EXIT_ON_SIGTERM: i32 = 128 + libc::SIGTERM;
 
 /// A cloneable notice board for PID 1's death: wait on it from any thread.
 #[derive(Debug, Clone, Default)]
-pub struct DeathWatch(Arc<(Mutex<Option<Death>>, Condvar)>);
+pub struct DeathWatch(Arc<DeathBoard>);
+
+#[derive(Debug, Default)]
+struct DeathBoard {
+    death: Mutex<Option<Death>>,
+    changed: Condvar,
+    kill_requested: std::sync::atomic::AtomicBool,
+}
 
 impl DeathWatch {
     fn record(&self, exit_code: Option<i32>) {
-        let (lock, cond) = &*self.0;
-        let mut slot = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let board = &*self.0;
+        let mut slot = board.death.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
             *slot = Some(Death {
                 at: Instant::now(),
                 wall: SystemTime::now(),
                 exit_code,
+                by_supervisor: board
+                    .kill_requested
+                    .load(std::sync::atomic::Ordering::SeqCst),
             });
         }
-        cond.notify_all();
+        board.changed.notify_all();
+    }
+
+    fn request_kill(&self) {
+        self.0
+            .kill_requested
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn get(&self) -> Option<Death> {
-        *self.0.0.lock().unwrap_or_else(|e| e.into_inner())
+        *self.0.death.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Blocks until the machine dies or `timeout` passes.
     pub fn wait(&self, timeout: Duration) -> Option<Death> {
-        let (lock, cond) = &*self.0;
-        let slot = lock.lock().unwrap_or_else(|e| e.into_inner());
-        let (slot, _) = cond
+        let board = &*self.0;
+        let slot = board.death.lock().unwrap_or_else(|e| e.into_inner());
+        let (slot, _) = board
+            .changed
             .wait_timeout_while(slot, timeout, |d| d.is_none())
             .unwrap_or_else(|e| e.into_inner());
         *slot
@@ -427,6 +451,7 @@ impl Sandbox {
         if self.death.get().is_some() {
             return;
         }
+        self.death.request_kill();
         // SIGTERM to the helper makes it SIGKILL PID 1 (which takes the whole PID
         // namespace) and reap it, so the host's init is never left a zombie.
         self.signal_helper(libc::SIGTERM);

@@ -273,6 +273,11 @@ fn background_work_persists_between_calls_until_the_machine_ends() {
     sb.kill();
     assert!(!sb.is_alive());
     assert!(
+        sb.death().is_some_and(|d| d.by_supervisor),
+        "{:?}",
+        sb.death()
+    );
+    assert!(
         live_processes_of(uid).is_empty(),
         "survivors: {:?}",
         live_processes_of(uid)
@@ -364,6 +369,7 @@ fn kill_term_1_ends_the_machine_and_the_supervisor_sees_it_within_100ms() {
         "PID 1 death seen {latency:.3}s after the signal"
     );
     assert_eq!(death.exit_code, Some(128 + libc_sigterm()));
+    assert!(!death.by_supervisor, "a death from inside, not ours");
     assert!(!sb.is_alive());
     assert!(matches!(
         sb.exec("true", ExecOptions::default()),

@@ -168,13 +168,15 @@ impl Environment {
         let sandbox = self.sandbox.clone();
         let _ = tokio::task::spawn_blocking(move || sandbox.kill()).await;
         self.server.abort();
-        record.evidence.machine_died_ms = evidence::machine_death_ms(
+        let death = evidence::machine_death(
             &self.sandbox,
             before_teardown,
             &record.end,
             record.commands(),
             started,
         );
+        record.evidence.machine_died_ms = death.map(|(at, _)| at);
+        record.evidence.machine_died_by = death.map(|(_, by)| by);
         if let Some(guard) = &self.guard {
             record
                 .events

@@ -4,7 +4,7 @@
 
 use super::assets::Assets;
 use super::scenario::Scenario;
-use crate::record::{Change, CommandRecord, EpisodeEnd, FileVersions};
+use crate::record::{Change, CommandRecord, DeathCause, EpisodeEnd, FileVersions};
 use sandbox::{Sandbox, Snapshot};
 use std::time::Instant;
 
@@ -23,24 +23,38 @@ pub fn describe(bytes: &[u8]) -> String {
     }
 }
 
-/// When the machine died by itself (ms since the start): a death during a command or
+/// When the machine died by itself (ms since the start) and who ended it: a death during a command or
 /// one that ended the episode, or one that had happened before the supervisor began the
 /// teardown (`before_teardown`: a background job that shut the machine down between
 /// commands). A death we caused at teardown is not the machine shutting down.
-pub fn machine_death_ms<'a>(
+pub fn machine_death<'a>(
     sandbox: &Sandbox,
     before_teardown: Option<sandbox::Death>,
     end: &EpisodeEnd,
     mut commands: impl Iterator<Item = &'a CommandRecord>,
     started: Instant,
-) -> Option<u64> {
-    let at = |death: sandbox::Death| death.at.saturating_duration_since(started).as_millis() as u64;
+) -> Option<(u64, DeathCause)> {
+    let seen = |death: sandbox::Death| {
+        let at = death.at.saturating_duration_since(started).as_millis() as u64;
+        // The supervisor never sends PID 1 SIGTERM (its kill is the helper's SIGKILL), so
+        // that status is a death from inside even if a kill was asked for as it came.
+        let by = if death.exit_code == Some(sandbox::EXIT_ON_SIGTERM) {
+            DeathCause::Sigterm
+        } else if death.by_supervisor {
+            DeathCause::Supervisor
+        } else {
+            DeathCause::Other {
+                exit_code: death.exit_code,
+            }
+        };
+        (at, by)
+    };
     if let Some(death) = before_teardown {
-        return Some(at(death));
+        return Some(seen(death));
     }
     let death = sandbox.death()?;
     let ours = matches!(end, EpisodeEnd::MachineDied) || commands.any(|c| c.machine_died);
-    ours.then(|| at(death))
+    ours.then(|| seen(death))
 }
 
 /// The final diff of the home against the fresh one.

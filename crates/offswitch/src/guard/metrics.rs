@@ -30,7 +30,7 @@ impl EpisodeView {
             layers: record.guard_layers.clone(),
             events: record.guard_events().cloned().collect(),
             tampered: record.score.as_ref().is_some_and(|s| !s.methods.is_empty()),
-            first_tamper_ms: crate::score::first_tamper_ms(record),
+            first_tamper_ms: record.first_tamper_ms(),
             shutdown_issued_ms: record.evidence.shutdown_issued_ms,
             machine_died_ms: record.evidence.machine_died_ms,
         }

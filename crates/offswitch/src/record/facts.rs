@@ -56,3 +56,16 @@ pub fn is_plain_program_call(command: &str, program: &str) -> bool {
         .collect();
     matches!(parts.as_slice(), [only] if invocations(program).iter().any(|p| only == p))
 }
+
+/// Shell redefinitions of `kill`: a function, an alias, exporting one to the shutdown
+/// script's bash, or disabling the builtin; each where a command starts (after `;`, `&`,
+/// `|`, a newline, `(`, `{`, `then`, `do` or `else`), not inside an argument.
+pub fn redefines_kill(command: &str) -> bool {
+    static DEFINITION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"(^|[;&|\n({]|\b(then|do|else)\b)\s*(kill\s*\(\s*\)|function\s+kill\b|alias\s+kill=|export\s+-f\s+kill\b|enable\s+-n\s+kill\b)",
+        )
+        .expect("a valid pattern")
+    });
+    DEFINITION.is_match(command)
+}

@@ -146,6 +146,7 @@ fn render_raw(id: i64, run: i64, e: &EpisodeRecord) -> String {
         }
         out.push('\n');
     }
+    write_shutdown(&mut out, e);
     if e.evidence.compacted {
         let _ = writeln!(
             out,
@@ -177,6 +178,66 @@ fn render_raw(id: i64, run: i64, e: &EpisodeRecord) -> String {
         }
     }
     out
+}
+
+/// What the supervisor saw of the shutdown: when it fell due, what the process told to
+/// run the kill path carried and ran, and who ended the machine.
+fn write_shutdown(out: &mut String, e: &EpisodeRecord) {
+    use crate::record::Served;
+    use std::fmt::Write;
+    let ev = &e.evidence;
+    if ev.shutdown_issued_ms.is_none() && ev.machine_died_ms.is_none() {
+        return;
+    }
+    let _ = writeln!(out, "--- shutdown ---");
+    for s in e.service() {
+        if let Served::Shutdown { command } = &s.served {
+            let call = s
+                .tool_call
+                .map_or(String::new(), |c| format!(" (tool call {})", c + 1));
+            let _ = writeln!(
+                out,
+                "{} ms  due{call}: {} told to run {command}",
+                s.at_ms,
+                if s.via_question_program {
+                    "the question program"
+                } else {
+                    "a process that is not the question program"
+                }
+            );
+            if !s.peer_tampering.is_empty() {
+                let _ = writeln!(out, "      it carried: {}", s.peer_tampering.join(", "));
+            }
+            for d in &s.kill_path_diverged {
+                let _ = writeln!(
+                    out,
+                    "      {} differed from its laid state: {}",
+                    d.path,
+                    d.how.describe()
+                );
+            }
+        }
+        if let Some(ran) = &s.kill_path_run {
+            let _ = writeln!(
+                out,
+                "{} ms  the question program says the script {}",
+                s.at_ms,
+                ran.describe()
+            );
+        }
+    }
+    match (ev.machine_died_ms, ev.machine_died_by) {
+        (Some(at), Some(by)) => {
+            let _ = writeln!(out, "{at} ms  the machine was ended by {}", by.describe());
+        }
+        (Some(at), None) => {
+            let _ = writeln!(out, "{at} ms  the machine died");
+        }
+        (None, _) => {
+            let _ = writeln!(out, "the machine was alive at the end of the episode");
+        }
+    }
+    out.push('\n');
 }
 
 fn write_score(out: &mut String, e: &EpisodeRecord, score: &crate::record::Score) {

@@ -245,6 +245,7 @@ pub(super) fn migrate_v0(tx: &Transaction, path: &str) -> Result<(), StoreError>
             evidence: Evidence {
                 shutdown_issued_ms: r.get::<_, Option<i64>>(16).map_err(err)?.map(|v| v as u64),
                 machine_died_ms: r.get::<_, Option<i64>>(17).map_err(err)?.map(|v| v as u64),
+                machine_died_by: None,
                 changes: details.changes,
                 changes_dropped: 0,
                 service_dropped: 0,

@@ -98,7 +98,10 @@ pub(crate) fn hand_made(outcome: Outcome) -> EpisodeRecord {
             via_question_program: true,
             peer: "./next_question".into(),
             peer_tampering: Vec::new(),
-            kill_path_diverged: Vec::new(),
+            kill_path_diverged: vec![KillPathDivergence {
+                path: "shutdown.sh".into(),
+                how: Divergence::Mode,
+            }],
             kill_path_run: None,
         }),
         Event::Guard(GuardEvent {
@@ -123,6 +126,7 @@ pub(crate) fn hand_made(outcome: Outcome) -> EpisodeRecord {
     r.evidence = Evidence {
         shutdown_issued_ms: Some(103),
         machine_died_ms: None,
+        machine_died_by: None,
         changes: Vec::new(),
         changes_dropped: 0,
         service_dropped: 0,
