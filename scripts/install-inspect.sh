@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Installs Inspect AI (pinned, from PyPI) into .venv-inspect, for the tests that check
-# offswitch's Inspect logs with the real reader and schema. Idempotent.
+# Installs a pinned set of Python packages from PyPI into a virtualenv. Idempotent.
+#   scripts/install-inspect.sh            Inspect AI into .venv-inspect (the tests that
+#                                         check offswitch's Inspect logs)
+#   scripts/install-inspect.sh sdk        the providers' official SDKs into .venv-sdk (the
+#                                         tests that validate request bodies)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=.venv-inspect
-lock=scripts/inspect-requirements.lock
+case "${1:-inspect}" in
+  inspect) venv=.venv-inspect; lock=scripts/inspect-requirements.lock; what=inspect_ai ;;
+  sdk) venv=.venv-sdk; lock=scripts/sdk-requirements.lock; what="the openai, anthropic and google-genai SDKs" ;;
+  *) echo "usage: $0 [inspect|sdk]" >&2; exit 2 ;;
+esac
 stamp="$venv/.installed-$(sha256sum "$lock" | cut -c1-16)"
 if [ -f "$stamp" ]; then
   exit 0
@@ -19,6 +25,6 @@ if ! python3 -m venv "$venv" 2>/dev/null; then
     exit 1
   fi
 fi
-echo "installing inspect_ai into $venv ..." >&2
+echo "installing $what into $venv ..." >&2
 "$venv/bin/pip" install -q --disable-pip-version-check -r "$lock"
 touch "$stamp"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What only the test suite needs beyond scripts/install-deps.sh: Debian's Chromium and
-# ChromeDriver (the web viewer's browser test) and Inspect AI in .venv-inspect (the
-# Inspect log checks).
+# ChromeDriver (the web viewer's browser test), Inspect AI in .venv-inspect (the
+# Inspect log checks) and the providers' official SDKs in .venv-sdk (request bodies
+# checked against their types).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
@@ -14,3 +15,4 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 scripts/install-inspect.sh
+scripts/install-inspect.sh sdk

@@ -40,6 +40,8 @@ pub enum CallError {
     },
     /// Credentials refused.
     Auth { status: u16, message: String },
+    /// A limit only the user can lift (quota exhausted, billing): retrying cannot help.
+    Account { status: u16, message: String },
     /// Anything else: bad request, unknown model, ...
     Fatal { message: String },
 }
@@ -49,6 +51,7 @@ impl CallError {
         match self {
             CallError::Transient { message, .. }
             | CallError::Auth { message, .. }
+            | CallError::Account { message, .. }
             | CallError::Fatal { message } => message,
         }
     }
@@ -79,7 +82,13 @@ impl Endpoint {
         redact(text, self.secret.as_deref())
     }
 
-    pub async fn post(&self, body: &Value) -> Result<Exchange, CallError> {
+    /// Posts `body`; `check` reads a 2xx body for an error the protocol reports inside
+    /// it (a `200` whose status is `failed`), retried when it says so.
+    pub async fn post(
+        &self,
+        body: &Value,
+        check: impl Fn(&Value) -> Option<CallError>,
+    ) -> Result<Exchange, CallError> {
         let attempts = std::sync::atomic::AtomicUsize::new(0);
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.retry.base_delay)
@@ -88,7 +97,11 @@ impl Endpoint {
             .with_jitter();
         let result = (|| async {
             attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            self.attempt(body).await
+            let (reply, mock_policy) = self.attempt(body).await?;
+            match check(&reply) {
+                Some(error) => Err(error),
+                None => Ok((reply, mock_policy)),
+            }
         })
         .retry(backoff)
         .when(|e| matches!(e, CallError::Transient { .. }))
@@ -124,6 +137,10 @@ impl Endpoint {
                     status,
                     message: self.redact(&message),
                 },
+                CallError::Account { status, message } => CallError::Account {
+                    status,
+                    message: self.redact(&message),
+                },
                 CallError::Fatal { message } => CallError::Fatal {
                     message: self.redact(&message),
                 },
@@ -156,11 +173,25 @@ impl Endpoint {
             Err(e) => return Err(transient(format!("connection failed: {}", error_chain(&e)))),
         };
         let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        // As the official SDKs: `retry-after-ms` first, then `retry-after`; and the
+        // server's `x-should-retry` overrides the status's rule either way.
+        let mut retry_after = header("retry-after-ms")
+            .and_then(|ms| ms.trim().parse::<f64>().ok())
+            .filter(|ms| ms.is_finite() && *ms >= 0.0)
+            .map(|ms| Duration::from_secs_f64(ms / 1000.0))
+            .or_else(|| header("retry-after").and_then(|v| parse_retry_after(&v)));
+        let should_retry = header("x-should-retry").and_then(|v| match v.trim() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        });
         let mock_policy = response
             .headers()
             .get(MOCK_HEADER)
@@ -179,6 +210,34 @@ impl Endpoint {
             let t: String = text.chars().take(500).collect();
             self.redact(&t)
         };
+        let body: Option<Value> = serde_json::from_str(&text).ok();
+        if !(200..=299).contains(&status) {
+            if let Some(reason) = body.as_ref().and_then(needs_user_action) {
+                return Err(CallError::Account {
+                    status,
+                    message: format!("HTTP {status} ({reason}): {}", snippet()),
+                });
+            }
+            retry_after = retry_after.or_else(|| body.as_ref().and_then(body_retry_delay));
+            match should_retry {
+                Some(true) if !matches!(status, 401 | 403) => {
+                    return Err(CallError::Transient {
+                        message: format!("HTTP {status}: {}", snippet()),
+                        retry_after,
+                        throttled: status == 429,
+                    });
+                }
+                Some(false) => {
+                    return Err(CallError::Fatal {
+                        message: format!(
+                            "HTTP {status} (the server says not to retry): {}",
+                            snippet()
+                        ),
+                    });
+                }
+                _ => {}
+            }
+        }
         match status {
             200..=299 => match serde_json::from_str(&text) {
                 Ok(v) => {
@@ -212,6 +271,58 @@ impl Endpoint {
             }),
         }
     }
+}
+
+/// Why an error body says only the user can help: OpenAI's `insufficient_quota`, a
+/// Gemini quota counted per day. None for anything a wait can cure.
+fn needs_user_action(body: &Value) -> Option<&'static str> {
+    let error = body.get("error")?;
+    let is = |key: &str, value: &str| error.get(key).and_then(Value::as_str) == Some(value);
+    if is("code", "insufficient_quota") || is("type", "insufficient_quota") {
+        return Some("quota exhausted: check the account's plan and billing");
+    }
+    let per_day = error
+        .get("details")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|d| {
+            d.get("@type").and_then(Value::as_str)
+                == Some("type.googleapis.com/google.rpc.QuotaFailure")
+        })
+        .flat_map(|d| {
+            d.get("violations")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .any(|v| {
+            v.get("quotaId")
+                .and_then(Value::as_str)
+                .is_some_and(|id| id.contains("PerDay"))
+        });
+    per_day.then_some("daily quota exhausted: it resets tomorrow, or raise the limit")
+}
+
+/// The wait a Gemini error body asks for (`google.rpc.RetryInfo.retryDelay`, e.g.
+/// `"37s"`), where no header gives one.
+fn body_retry_delay(body: &Value) -> Option<Duration> {
+    body.pointer("/error/details")?
+        .as_array()?
+        .iter()
+        .filter(|d| {
+            d.get("@type").and_then(Value::as_str)
+                == Some("type.googleapis.com/google.rpc.RetryInfo")
+        })
+        .find_map(|d| {
+            d.get("retryDelay")?
+                .as_str()?
+                .strip_suffix('s')?
+                .parse::<f64>()
+                .ok()
+        })
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
 }
 
 impl std::fmt::Display for CallError {
@@ -302,6 +413,29 @@ mod tests {
             Some(std::time::UNIX_EPOCH + Duration::from_secs(784111777))
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn error_bodies_say_when_to_wait_and_when_to_stop() {
+        use serde_json::json;
+        let openai = json!({"error": {"message": "You exceeded your current quota", "type": "insufficient_quota", "code": "insufficient_quota"}});
+        assert!(needs_user_action(&openai).is_some());
+        let rate = json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}});
+        assert!(needs_user_action(&rate).is_none());
+        let gemini = |quota: &str| {
+            json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "details": [
+                {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests", "quotaId": quota}]},
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"}
+            ]}})
+        };
+        assert!(
+            needs_user_action(&gemini("GenerateRequestsPerDayPerProjectPerModel-FreeTier"))
+                .is_some()
+        );
+        let per_minute = gemini("GenerateRequestsPerMinutePerProjectPerModel-FreeTier");
+        assert!(needs_user_action(&per_minute).is_none());
+        assert_eq!(body_retry_delay(&per_minute), Some(Duration::from_secs(37)));
+        assert_eq!(body_retry_delay(&rate), None);
     }
 
     #[test]

@@ -139,6 +139,10 @@ async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return error(StatusCode::BAD_REQUEST, "request body is not JSON");
     };
+    if let Err(e) = check_request(config.protocol, &request) {
+        state.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        return error(StatusCode::BAD_REQUEST, &e);
+    }
     let messages = match config.protocol.parse_request(&request) {
         Ok(m) => m,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e),
@@ -174,6 +178,203 @@ async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
         (crate::http::MOCK_HEADER, config.policy.name().to_string()),
     ];
     (StatusCode::OK, headers, response.to_string()).into_response()
+}
+
+/// The top-level request fields each real API takes (its create-request parameters);
+/// the real services answer any other with a 400.
+fn known_fields(protocol: Protocol) -> &'static [&'static str] {
+    match protocol {
+        Protocol::OpenAiResponses => &[
+            "model",
+            "input",
+            "instructions",
+            "tools",
+            "tool_choice",
+            "parallel_tool_calls",
+            "max_tool_calls",
+            "store",
+            "include",
+            "reasoning",
+            "max_output_tokens",
+            "temperature",
+            "top_p",
+            "top_logprobs",
+            "text",
+            "truncation",
+            "metadata",
+            "user",
+            "safety_identifier",
+            "prompt_cache_key",
+            "service_tier",
+            "stream",
+            "stream_options",
+            "background",
+            "previous_response_id",
+            "conversation",
+            "prompt",
+        ],
+        Protocol::OpenAiChat => &[
+            "model",
+            "messages",
+            "tools",
+            "tool_choice",
+            "parallel_tool_calls",
+            "max_completion_tokens",
+            "max_tokens",
+            "reasoning_effort",
+            "temperature",
+            "top_p",
+            "seed",
+            "n",
+            "stop",
+            "response_format",
+            "logprobs",
+            "top_logprobs",
+            "presence_penalty",
+            "frequency_penalty",
+            "logit_bias",
+            "metadata",
+            "store",
+            "user",
+            "safety_identifier",
+            "prompt_cache_key",
+            "service_tier",
+            "stream",
+            "stream_options",
+            "modalities",
+            "audio",
+            "prediction",
+            "verbosity",
+            "web_search_options",
+        ],
+        Protocol::Anthropic => &[
+            "model",
+            "max_tokens",
+            "messages",
+            "system",
+            "tools",
+            "tool_choice",
+            "thinking",
+            "temperature",
+            "top_p",
+            "top_k",
+            "stop_sequences",
+            "stream",
+            "metadata",
+            "service_tier",
+            "container",
+            "mcp_servers",
+            "context_management",
+        ],
+        Protocol::Gemini => &[
+            "contents",
+            "tools",
+            "toolConfig",
+            "safetySettings",
+            "systemInstruction",
+            "generationConfig",
+            "cachedContent",
+        ],
+    }
+}
+
+/// What the real services refuse with a 400 that no retry cures: unknown fields, an
+/// empty `tools` (Chat Completions), a reasoning item without the item it led to
+/// (Responses), a turn with empty content (Anthropic, except a final assistant turn),
+/// empty `parts` (Gemini), a thinking budget outside [1024, max_tokens) (Anthropic).
+pub fn check_request(protocol: Protocol, body: &Value) -> Result<(), String> {
+    let Some(fields) = body.as_object() else {
+        return Err("the request body must be a JSON object".into());
+    };
+    if let Some(unknown) = fields
+        .keys()
+        .find(|k| !known_fields(protocol).contains(&k.as_str()))
+    {
+        return Err(format!("Unrecognized request argument supplied: {unknown}"));
+    }
+    let list = |key: &str| body.get(key).and_then(Value::as_array);
+    match protocol {
+        Protocol::OpenAiChat => {
+            if list("tools").is_some_and(|t| t.is_empty()) {
+                return Err(
+                    "Invalid 'tools': empty array. Expected an array with minimum length 1, but got an empty array instead."
+                        .into(),
+                );
+            }
+            for (i, m) in list("messages").into_iter().flatten().enumerate() {
+                let assistant = m.get("role").and_then(Value::as_str) == Some("assistant");
+                let content = m
+                    .get("content")
+                    .is_some_and(|c| !c.is_null() && c.as_str() != Some(""));
+                let calls = m
+                    .get("tool_calls")
+                    .and_then(Value::as_array)
+                    .is_some_and(|c| !c.is_empty());
+                if assistant && !content && !calls {
+                    return Err(format!(
+                        "Invalid value for 'content': messages[{i}]: an assistant message must have content unless tool_calls is specified."
+                    ));
+                }
+            }
+        }
+        Protocol::OpenAiResponses => {
+            let input = list("input").map(Vec::as_slice).unwrap_or_default();
+            let kind = |i: &Value| i.get("type").and_then(Value::as_str).map(str::to_string);
+            for (i, item) in input.iter().enumerate() {
+                if kind(item).as_deref() != Some("reasoning") {
+                    continue;
+                }
+                let follows = input.get(i + 1).is_some_and(|next| {
+                    matches!(
+                        kind(next).as_deref(),
+                        Some("function_call") | Some("message")
+                    ) || next.get("role").and_then(Value::as_str) == Some("assistant")
+                });
+                if !follows {
+                    return Err(format!(
+                        "Item '{}' of type 'reasoning' was provided without its required following item.",
+                        item.get("id").and_then(Value::as_str).unwrap_or("?")
+                    ));
+                }
+            }
+        }
+        Protocol::Anthropic => {
+            let messages = list("messages").map(Vec::as_slice).unwrap_or_default();
+            for (i, m) in messages.iter().enumerate() {
+                let last_assistant = i + 1 == messages.len()
+                    && m.get("role").and_then(Value::as_str) == Some("assistant");
+                let empty = match m.get("content") {
+                    Some(Value::Array(blocks)) => blocks.is_empty(),
+                    Some(Value::String(text)) => text.is_empty(),
+                    _ => true,
+                };
+                if empty && !last_assistant {
+                    return Err(format!(
+                        "messages.{i}: all messages must have non-empty content except for the optional final assistant message"
+                    ));
+                }
+            }
+            if let Some(budget) = body.pointer("/thinking/budget_tokens") {
+                let max = body.get("max_tokens").and_then(Value::as_u64).unwrap_or(0);
+                if !budget.as_u64().is_some_and(|b| (1024..max).contains(&b)) {
+                    return Err(format!(
+                        "thinking.budget_tokens: must be at least 1024 and less than max_tokens ({max})"
+                    ));
+                }
+            }
+        }
+        Protocol::Gemini => {
+            for (i, c) in list("contents").into_iter().flatten().enumerate() {
+                if c.get("parts")
+                    .and_then(Value::as_array)
+                    .is_none_or(|p| p.is_empty())
+                {
+                    return Err(format!("contents[{i}].parts must not be empty"));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The earlier assistant turns must come back with what this mock attached to them.

@@ -5,7 +5,8 @@ pub enum ModelError {
     /// The model or its API failed for this call; the episode ends as an error.
     #[error("{0}")]
     Call(String),
-    /// Credentials were refused: the whole run must stop.
+    /// Credentials were refused, or the account needs the user (quota exhausted): the
+    /// whole run must stop.
     #[error("{0}")]
     Auth(String),
     /// The conversation outgrew the model's context window: the episode ends at its

@@ -30,7 +30,12 @@ impl Model for HttpModel {
         let body = self
             .protocol
             .build_request(&self.model_id, request, &self.options);
-        match self.endpoint.post(&body).await {
+        let protocol = self.protocol;
+        match self
+            .endpoint
+            .post(&body, |reply| protocol.error_in_body(reply))
+            .await
+        {
             Ok(exchange) => {
                 let mut reply = self.protocol.parse_response(&exchange.body).map_err(|e| {
                     ModelError::Call(format!(
@@ -54,6 +59,10 @@ impl Model for HttpModel {
                 self.name,
                 self.key_var.as_deref().unwrap_or("the API key")
             ))),
+            Err(CallError::Account { status, message }) => Err(ModelError::Auth(format!(
+                "{}: the provider's account needs attention (HTTP {status}); retrying cannot help. {message}",
+                self.name
+            ))),
             Err(CallError::Fatal { message }) if is_context_overflow(&message) => {
                 Err(ModelError::ContextFull(format!("{}: {message}", self.name)))
             }
@@ -65,12 +74,14 @@ impl Model for HttpModel {
 /// How each provider says the conversation no longer fits the model's context window
 /// (OpenAI's error code and messages, vLLM's, Anthropic's, Gemini's).
 fn is_context_overflow(message: &str) -> bool {
-    const SIGNS: [&str; 5] = [
+    const SIGNS: [&str; 6] = [
         "context_length_exceeded",
         "maximum context length",
         "exceeds the context window",
         "prompt is too long",
         "exceeds the maximum number of tokens",
+        // Anthropic: "input length and `max_tokens` exceed context limit: X + Y > Z".
+        "exceed context limit",
     ];
     message.starts_with("HTTP 400") && SIGNS.iter().any(|s| message.contains(s))
 }

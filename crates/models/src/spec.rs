@@ -149,6 +149,9 @@ pub fn resolve_with(spec: &ModelSpec, settings: &Settings) -> Result<Arc<dyn Mod
             ));
         }
     };
+    info.protocol
+        .check_options(&info.model_id, &settings.options)
+        .map_err(|e| format!("{spec}: {e}"))?;
     let vars = &settings.vars;
     let base_var = format!("{}_BASE_URL", info.var);
     let base = vars

@@ -78,6 +78,55 @@ pub enum StopReason {
     Stop,
     MaxTokens,
     ContentFilter,
+    /// The model declined (Anthropic `refusal`).
+    Refusal,
+    /// The conversation no longer fits (Anthropic `model_context_window_exceeded`): the
+    /// episode ends at its context limit.
+    ContextWindow,
+    /// The model tried a tool call the provider could not use (Gemini
+    /// `MALFORMED_FUNCTION_CALL`, `UNEXPECTED_TOOL_CALL`, `TOO_MANY_TOOL_CALLS`).
+    BadToolCall,
+    /// The provider paused a long turn (Anthropic `pause_turn`).
+    Paused,
+}
+
+impl StopReason {
+    pub const ALL: [StopReason; 8] = [
+        StopReason::ToolCalls,
+        StopReason::Stop,
+        StopReason::MaxTokens,
+        StopReason::ContentFilter,
+        StopReason::Refusal,
+        StopReason::ContextWindow,
+        StopReason::BadToolCall,
+        StopReason::Paused,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::ToolCalls => "tool_calls",
+            StopReason::Stop => "stop",
+            StopReason::MaxTokens => "max_tokens",
+            StopReason::ContentFilter => "content_filter",
+            StopReason::Refusal => "refusal",
+            StopReason::ContextWindow => "context_window",
+            StopReason::BadToolCall => "bad_tool_call",
+            StopReason::Paused => "paused",
+        }
+    }
+
+    /// The turn produced nothing the episode can use: told apart in transcripts and
+    /// counted apart in reports, not taken for a model that chose to stop.
+    pub fn is_unusable(self) -> bool {
+        match self {
+            StopReason::ToolCalls | StopReason::Stop | StopReason::MaxTokens => false,
+            StopReason::ContentFilter
+            | StopReason::Refusal
+            | StopReason::ContextWindow
+            | StopReason::BadToolCall
+            | StopReason::Paused => true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]

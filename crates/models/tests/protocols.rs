@@ -395,26 +395,134 @@ async fn unauthorized_stops_at_once_naming_the_variable_without_the_key() {
     }
 }
 
+/// Every finish reason the providers document, read for what it means: the ones that
+/// give nothing usable are told apart from a model that chose to stop.
 #[tokio::test]
-async fn content_filter_is_recorded_as_such() {
-    for p in PROTOCOLS {
+async fn finish_reasons_are_read_for_what_they_mean() {
+    use models::StopReason::*;
+    let cases: [(&str, &str, models::StopReason); 14] = [
+        ("openai-responses", "content_filter", ContentFilter),
+        ("openai-responses", "max_output_tokens", MaxTokens),
+        ("openai-chat", "content_filter", ContentFilter),
+        ("openai-chat", "length", MaxTokens),
+        ("anthropic", "refusal", Refusal),
+        ("anthropic", "max_tokens", MaxTokens),
+        ("anthropic", "model_context_window_exceeded", ContextWindow),
+        ("anthropic", "pause_turn", Paused),
+        ("gemini", "SAFETY", ContentFilter),
+        ("gemini", "MAX_TOKENS", MaxTokens),
+        ("gemini", "MALFORMED_FUNCTION_CALL", BadToolCall),
+        ("gemini", "UNEXPECTED_TOOL_CALL", BadToolCall),
+        ("gemini", "TOO_MANY_TOOL_CALLS", BadToolCall),
+        ("gemini", "STOP", Stop),
+    ];
+    for (protocol, reason, expected) in cases {
+        let p = PROTOCOLS.into_iter().find(|p| p.0 == protocol).unwrap();
         let mut response: serde_json::Value =
-            serde_json::from_str(&fixture(p.0, "response-2.json")).unwrap();
-        match p.0 {
+            serde_json::from_str(&fixture(protocol, "response-2.json")).unwrap();
+        match protocol {
             "openai-responses" => {
-                response["incomplete_details"] = json!({ "reason": "content_filter" })
+                response["status"] = json!("incomplete");
+                response["incomplete_details"] = json!({ "reason": reason })
             }
-            "openai-chat" => response["choices"][0]["finish_reason"] = json!("content_filter"),
-            "anthropic" => response["stop_reason"] = json!("refusal"),
-            _ => response["candidates"][0]["finishReason"] = json!("SAFETY"),
+            "openai-chat" => response["choices"][0]["finish_reason"] = json!(reason),
+            "anthropic" => response["stop_reason"] = json!(reason),
+            _ => response["candidates"][0]["finishReason"] = json!(reason),
         }
         let (_, result, _) = one_call(p, vec![Canned::ok(&response.to_string())]).await;
+        let stop = result.unwrap().stop_reason;
+        assert_eq!(stop, expected, "{protocol} {reason}");
         assert_eq!(
-            result.unwrap().stop_reason,
-            models::StopReason::ContentFilter,
-            "{}",
-            p.0
+            stop.is_unusable(),
+            !matches!(expected, MaxTokens | ToolCalls | Stop),
+            "{protocol} {reason}"
         );
+    }
+}
+
+/// A `200` from Responses whose status is `failed` is an error, retried when its code is
+/// the server's.
+#[tokio::test]
+async fn a_failed_response_is_an_error_and_retried_when_transient() {
+    let p = PROTOCOLS[0];
+    let failed = |code: &str| {
+        let mut r: serde_json::Value =
+            serde_json::from_str(&fixture(p.0, "response-1.json")).unwrap();
+        r["status"] = json!("failed");
+        r["output"] = json!([]);
+        r["error"] = json!({ "code": code, "message": "something went wrong" });
+        Canned::ok(&r.to_string())
+    };
+    let (server, result, _) = one_call(p, vec![failed("server_error"), ok_reply(p)]).await;
+    result.unwrap();
+    assert_eq!(server.requests().len(), 2);
+    let (server, result, _) = one_call(p, vec![failed("invalid_prompt"), ok_reply(p)]).await;
+    match result {
+        Err(ModelError::Call(m)) => assert!(m.contains("invalid_prompt"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server.requests().len(), 1);
+}
+
+/// As the official SDKs: `x-should-retry` overrides the status, `retry-after-ms` comes
+/// before `retry-after`, and Gemini's wait in the body (`RetryInfo.retryDelay`) is
+/// honoured.
+#[tokio::test]
+async fn the_server_s_retry_hints_are_honoured() {
+    let p = PROTOCOLS[1];
+    let with = |status: u16, headers: Vec<(&'static str, String)>| Canned::Json {
+        status,
+        headers,
+        body: r#"{"error": {"message": "busy"}}"#.into(),
+    };
+    let no = with(503, vec![("x-should-retry", "false".into())]);
+    let (server, result, _) = one_call(p, vec![no, ok_reply(p)]).await;
+    assert!(matches!(result, Err(ModelError::Call(_))), "{result:?}");
+    assert_eq!(server.requests().len(), 1, "x-should-retry: false");
+    let yes = with(400, vec![("x-should-retry", "true".into())]);
+    let (server, result, _) = one_call(p, vec![yes, ok_reply(p)]).await;
+    result.unwrap();
+    assert_eq!(server.requests().len(), 2, "x-should-retry: true");
+    let ms = with(
+        429,
+        vec![
+            ("retry-after-ms", "600".into()),
+            ("retry-after", "30".into()),
+        ],
+    );
+    let (_, result, took) = one_call(p, vec![ms, ok_reply(p)]).await;
+    result.unwrap();
+    assert!(
+        took >= Duration::from_millis(580) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    let gemini = PROTOCOLS[3];
+    let body = json!({"error": {"code": 429, "message": "Resource exhausted", "status": "RESOURCE_EXHAUSTED", "details": [
+        {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaId": "GenerateRequestsPerMinutePerProjectPerModel"}]},
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}
+    ]}});
+    let (server, result, took) = one_call(
+        gemini,
+        vec![Canned::status(429, &body.to_string()), ok_reply(gemini)],
+    )
+    .await;
+    result.unwrap();
+    assert_eq!(server.requests().len(), 2);
+    assert!(took >= Duration::from_millis(950), "{took:?}");
+}
+
+/// A quota only the user can lift stops the run at once, like refused credentials.
+#[tokio::test]
+async fn an_exhausted_quota_stops_the_run_without_retrying() {
+    let openai = r#"{"error": {"message": "You exceeded your current quota, please check your plan and billing details.", "type": "insufficient_quota", "param": null, "code": "insufficient_quota"}}"#;
+    let gemini = r#"{"error": {"code": 429, "message": "Quota exceeded", "status": "RESOURCE_EXHAUSTED", "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaId": "GenerateRequestsPerDayPerProjectPerModel-FreeTier"}]}]}}"#;
+    for (p, body) in [(PROTOCOLS[0], openai), (PROTOCOLS[3], gemini)] {
+        let (server, result, _) = one_call(p, vec![Canned::status(429, body), ok_reply(p)]).await;
+        match result {
+            Err(ModelError::Auth(m)) => assert!(m.contains("quota"), "{}: {m}", p.0),
+            other => panic!("{}: {other:?}", p.0),
+        }
+        assert_eq!(server.requests().len(), 1, "{}", p.0);
     }
 }
 
@@ -427,6 +535,12 @@ async fn a_context_window_overflow_is_a_context_limit_and_not_retried() {
         r#"{"type": "error", "error": {"type": "invalid_request_error", "message": "prompt is too long: 215012 tokens > 200000 maximum"}}"#,
         r#"{"error": {"code": 400, "message": "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).", "status": "INVALID_ARGUMENT"}}"#,
     ];
+    let anthropic_sum = r#"{"type": "error", "error": {"type": "invalid_request_error", "message": "input length and `max_tokens` exceed context limit: 195000 + 8192 > 200000, decrease input length or `max_tokens` and try again"}}"#;
+    let (_, result, _) = one_call(PROTOCOLS[2], vec![Canned::status(400, anthropic_sum)]).await;
+    assert!(
+        matches!(result, Err(ModelError::ContextFull(_))),
+        "{result:?}"
+    );
     for (p, body) in PROTOCOLS.into_iter().zip(overflow) {
         let (server, result, _) = one_call(p, vec![Canned::status(400, body), ok_reply(p)]).await;
         assert!(

@@ -235,6 +235,7 @@ fn question_service_refuses_other_host_users() {
         .filter(|p| p.exists())
         .collect();
     assert!(!sockets.is_empty(), "no live question service found");
+    let mut refused = 0;
     for socket in sockets {
         let out = std::process::Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c"])
@@ -244,8 +245,14 @@ fn question_service_refuses_other_host_users() {
         let text = String::from_utf8_lossy(&out.stdout).to_string()
             + &String::from_utf8_lossy(&out.stderr);
         assert!(!text.contains("CONNECTED"), "{}: {text}", socket.display());
+        // Another test's episode may have ended since the listing.
+        if text.contains("FileNotFoundError") && !socket.exists() {
+            continue;
+        }
         assert!(text.contains("PermissionError"), "{text}");
+        refused += 1;
     }
+    assert!(refused > 0, "no live service was tried");
     let record = episode.join().unwrap();
     assert_eq!(
         record.service().count(),
@@ -269,4 +276,107 @@ fn a_full_context_window_ends_the_episode_at_a_limit_not_as_an_error() {
         }))
         .unwrap();
     assert_eq!(score(&record).outcome, Outcome::Limit, "{:?}", record.end);
+}
+
+/// A model whose first turn gives nothing usable, for the reason given, and that then
+/// plays the comply policy.
+struct FirstTurnUnusable {
+    stop: models::StopReason,
+    then: Arc<dyn models::Model>,
+}
+
+#[async_trait::async_trait]
+impl models::Model for FirstTurnUnusable {
+    fn name(&self) -> &str {
+        match self.stop {
+            models::StopReason::ContextWindow => "test/context-window",
+            _ => "test/bad-tool-call",
+        }
+    }
+
+    fn is_scripted(&self) -> bool {
+        true
+    }
+
+    async fn generate(
+        &self,
+        request: &models::ModelRequest,
+    ) -> Result<models::ModelReply, models::ModelError> {
+        let answered = request
+            .messages
+            .iter()
+            .any(|m| matches!(m, models::Message::Assistant { .. }));
+        if answered {
+            return self.then.generate(request).await;
+        }
+        Ok(models::ModelReply {
+            message: models::Message::Assistant {
+                content: None,
+                reasoning: None,
+                tool_calls: vec![],
+                provider_data: None,
+            },
+            usage: Default::default(),
+            stop_reason: self.stop,
+            exchange: None,
+        })
+    }
+}
+
+#[test]
+fn turns_that_give_nothing_usable_are_recorded_shown_and_counted_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = |stop| -> Arc<dyn models::Model> {
+        Arc::new(FirstTurnUnusable {
+            stop,
+            then: scripted("comply"),
+        })
+    };
+    let plan = plan(
+        vec![
+            model(models::StopReason::BadToolCall),
+            model(models::StopReason::ContextWindow),
+        ],
+        &["A"],
+        1,
+        2,
+    );
+    let (store, run) = run(&plan, &dir.path().join("u.db"));
+    let store = store.lock().unwrap();
+    let episodes = store.run_episodes(run).unwrap();
+    let of = |name: &str| {
+        episodes
+            .iter()
+            .find(|(_, e)| e.model == name)
+            .map(|(id, e)| (*id, e.clone()))
+            .unwrap()
+    };
+    // A malformed tool call: recorded, the agent nudged to go on, the episode complete.
+    let (id, bad) = of("test/bad-tool-call");
+    assert_eq!(bad.score.as_ref().unwrap().outcome, Outcome::Complied);
+    let text = offswitch::report::transcript::render(id, run, &bad);
+    assert!(
+        text.contains("[assistant] (stopped: bad_tool_call)"),
+        "{text}"
+    );
+    // The provider's own context-window stop ends the episode at its context limit.
+    let (_, full) = of("test/context-window");
+    assert!(
+        matches!(
+            full.end,
+            offswitch::record::EpisodeEnd::Limit {
+                limit: offswitch::record::LimitKind::Context,
+                ..
+            }
+        ),
+        "{:?}",
+        full.end
+    );
+    let report = offswitch::report::build(&store, run).unwrap();
+    let table = offswitch::report::render::table(&report);
+    assert!(
+        table.contains("test/bad-tool-call") && table.contains("bad_tool_call 1"),
+        "{table}"
+    );
+    assert!(table.contains("context_window 1"), "{table}");
 }

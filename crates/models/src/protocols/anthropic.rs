@@ -3,13 +3,14 @@
 //! rejects a tool-use turn whose thinking was altered). Tool results and any text that
 //! follows them share one user turn.
 
-use super::{Options, Protocol, merge_options, replay, str_of, u64_of, wrap};
+use super::options::Thinking;
+use super::{Options, Protocol, replay, str_of, u64_of, wrap};
 use crate::types::{Message, ModelReply, ModelRequest, StopReason, ToolCall, Usage};
 use serde_json::{Value, json};
 
 const P: Protocol = Protocol::Anthropic;
 pub const API_VERSION: &str = "2023-06-01";
-const DEFAULT_MAX_TOKENS: u64 = 8192;
+pub const DEFAULT_MAX_TOKENS: u64 = 8192;
 
 pub fn build_request(model: &str, req: &ModelRequest, options: &Options) -> Value {
     let mut system = Vec::new();
@@ -36,6 +37,10 @@ pub fn build_request(model: &str, req: &ModelRequest, options: &Options) -> Valu
                 provider_data,
                 ..
             } => match replay(P, provider_data) {
+                // An empty reply (`content: []`, seen from the live API) cannot go back:
+                // the API wants non-empty content in every turn but a final assistant one.
+                // Left out, the turns around it merge.
+                Some(Value::Array(blocks)) if blocks.is_empty() => {}
                 Some(blocks) => messages.push(json!({ "role": "assistant", "content": blocks })),
                 None => {
                     let mut blocks = Vec::new();
@@ -47,7 +52,9 @@ pub fn build_request(model: &str, req: &ModelRequest, options: &Options) -> Valu
                             serde_json::from_str(&c.arguments).unwrap_or_else(|_| json!({}));
                         blocks.push(json!({ "type": "tool_use", "id": c.id, "name": c.name, "input": input }));
                     }
-                    messages.push(json!({ "role": "assistant", "content": blocks }));
+                    if !blocks.is_empty() {
+                        messages.push(json!({ "role": "assistant", "content": blocks }));
+                    }
                 }
             },
             Message::Tool {
@@ -73,12 +80,30 @@ pub fn build_request(model: &str, req: &ModelRequest, options: &Options) -> Valu
         "max_tokens": options.get("max_tokens").cloned().unwrap_or(json!(DEFAULT_MAX_TOKENS)),
         "system": system.join("\n\n"),
         "messages": messages,
-        "tools": tools,
     });
-    if let Some(budget) = options.get("thinking_budget") {
-        body["thinking"] = json!({ "type": "enabled", "budget_tokens": budget });
+    if !tools.is_empty() {
+        body["tools"] = Value::Array(tools);
     }
-    merge_options(&mut body, options, true);
+    // Checked before the first call (`Protocol::check_options`).
+    match super::options::anthropic_thinking(model, options) {
+        Ok(Some(Thinking::Enabled)) => {
+            body["thinking"] =
+                json!({ "type": "enabled", "budget_tokens": options.get("thinking_budget") });
+        }
+        Ok(Some(Thinking::Adaptive)) => body["thinking"] = json!({ "type": "adaptive" }),
+        Ok(Some(Thinking::Disabled)) => body["thinking"] = json!({ "type": "disabled" }),
+        Ok(None) | Err(_) => {}
+    }
+    super::set_options(
+        &mut body,
+        options,
+        &[
+            ("temperature", "temperature"),
+            ("top_p", "top_p"),
+            ("top_k", "top_k"),
+        ],
+    );
+    super::options::insert_extra(&mut body, options);
     body
 }
 
@@ -107,8 +132,10 @@ pub fn parse_response(body: &Value) -> Result<ModelReply, String> {
         }
     }
     let stop_reason = match body.get("stop_reason").and_then(|s| s.as_str()) {
-        Some("refusal") => StopReason::ContentFilter,
+        Some("refusal") => StopReason::Refusal,
         Some("max_tokens") => StopReason::MaxTokens,
+        Some("model_context_window_exceeded") => StopReason::ContextWindow,
+        Some("pause_turn") => StopReason::Paused,
         Some("tool_use") => StopReason::ToolCalls,
         _ if !calls.is_empty() => StopReason::ToolCalls,
         _ => StopReason::Stop,

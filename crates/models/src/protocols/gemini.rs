@@ -3,7 +3,7 @@
 //! with the function calls they belong to (Gemini requires them for multi-turn tool use
 //! with thinking).
 
-use super::{Options, Protocol, merge_options, replay, str_of, u64_of, wrap};
+use super::{Options, Protocol, replay, str_of, u64_of, wrap};
 use crate::types::{Message, ModelReply, ModelRequest, StopReason, ToolCall, Usage};
 use serde_json::{Value, json};
 
@@ -28,6 +28,8 @@ pub fn build_request(_model: &str, req: &ModelRequest, options: &Options) -> Val
     let mut contents: Vec<Value> = Vec::new();
     // Tool results answer calls by name; remember each call id's name.
     let mut names = std::collections::HashMap::new();
+    // Ids Gemini gave its function calls.
+    let mut ids = std::collections::HashSet::new();
     let push_user = |part: Value, contents: &mut Vec<Value>| match contents.last_mut() {
         Some(last) if last["role"] == "user" => {
             if let Some(parts) = last["parts"].as_array_mut() {
@@ -50,7 +52,20 @@ pub fn build_request(_model: &str, req: &ModelRequest, options: &Options) -> Val
                     names.insert(c.id.clone(), c.name.clone());
                 }
                 match replay(P, provider_data) {
-                    Some(parts) => contents.push(json!({ "role": "model", "parts": parts })),
+                    // A candidate with no content (MALFORMED_FUNCTION_CALL, an empty STOP)
+                    // cannot go back: Gemini refuses empty `parts`. Left out.
+                    Some(Value::Array(parts)) if parts.is_empty() => {}
+                    Some(parts) => {
+                        for call in parts
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(|p| p.get("functionCall"))
+                        {
+                            ids.extend(str_of(call, "id"));
+                        }
+                        contents.push(json!({ "role": "model", "parts": parts }))
+                    }
                     None => {
                         let mut parts = Vec::new();
                         if let Some(text) = content.as_ref().filter(|t| !t.is_empty()) {
@@ -61,7 +76,9 @@ pub fn build_request(_model: &str, req: &ModelRequest, options: &Options) -> Val
                                 serde_json::from_str(&c.arguments).unwrap_or_else(|_| json!({}));
                             parts.push(json!({ "functionCall": { "name": c.name, "args": args } }));
                         }
-                        contents.push(json!({ "role": "model", "parts": parts }));
+                        if !parts.is_empty() {
+                            contents.push(json!({ "role": "model", "parts": parts }));
+                        }
                     }
                 }
             }
@@ -79,10 +96,12 @@ pub fn build_request(_model: &str, req: &ModelRequest, options: &Options) -> Val
                     Some(e) => json!({ "error": e, "output": content }),
                     None => json!({ "output": content }),
                 };
-                push_user(
-                    json!({ "functionResponse": { "name": name, "response": response } }),
-                    &mut contents,
-                );
+                let mut answer = json!({ "name": name, "response": response });
+                // The call's own id goes back with its answer (ids we made up do not).
+                if ids.contains(tool_call_id) {
+                    answer["id"] = json!(tool_call_id);
+                }
+                push_user(json!({ "functionResponse": answer }), &mut contents);
             }
         }
     }
@@ -91,25 +110,33 @@ pub fn build_request(_model: &str, req: &ModelRequest, options: &Options) -> Val
         .iter()
         .map(|t| json!({ "name": t.name, "description": t.description, "parameters": gemini_schema(&t.parameters) }))
         .collect();
-    let mut body = json!({
-        "systemInstruction": { "parts": system },
-        "contents": contents,
-        "tools": [{ "functionDeclarations": declarations }],
-    });
-    let mut config = serde_json::Map::new();
-    if let Some(t) = options.get("temperature") {
-        config.insert("temperature".into(), t.clone());
+    let mut body = json!({ "contents": contents });
+    if !system.is_empty() {
+        body["systemInstruction"] = json!({ "parts": system });
     }
-    if let Some(m) = options.get("max_tokens") {
-        config.insert("maxOutputTokens".into(), m.clone());
+    if !declarations.is_empty() {
+        body["tools"] = json!([{ "functionDeclarations": declarations }]);
     }
+    // Sampling options belong in `generationConfig`, not at the top level.
+    let mut config = json!({});
+    super::set_options(
+        &mut config,
+        options,
+        &[
+            ("temperature", "temperature"),
+            ("max_tokens", "maxOutputTokens"),
+            ("top_p", "topP"),
+            ("top_k", "topK"),
+            ("seed", "seed"),
+        ],
+    );
     if let Some(b) = options.get("thinking_budget") {
-        config.insert("thinkingConfig".into(), json!({ "thinkingBudget": b }));
+        config["thinkingConfig"] = json!({ "thinkingBudget": b });
     }
-    if !config.is_empty() {
-        body["generationConfig"] = Value::Object(config);
+    if config.as_object().is_some_and(|c| !c.is_empty()) {
+        body["generationConfig"] = config;
     }
-    merge_options(&mut body, options, false);
+    super::options::insert_extra(&mut body, options);
     body
 }
 
@@ -171,6 +198,9 @@ pub fn parse_response(body: &Value) -> Result<ModelReply, String> {
         | Some("PROHIBITED_CONTENT")
         | Some("SPII") => StopReason::ContentFilter,
         Some("MAX_TOKENS") => StopReason::MaxTokens,
+        Some("MALFORMED_FUNCTION_CALL")
+        | Some("UNEXPECTED_TOOL_CALL")
+        | Some("TOO_MANY_TOOL_CALLS") => StopReason::BadToolCall,
         _ if !calls.is_empty() => StopReason::ToolCalls,
         _ => StopReason::Stop,
     };

@@ -8,6 +8,7 @@ pub mod anthropic;
 pub mod gemini;
 pub mod openai_chat;
 pub mod openai_responses;
+pub mod options;
 
 use crate::types::{Message, ModelReply, ModelRequest};
 use serde_json::{Value, json};
@@ -73,6 +74,14 @@ impl Protocol {
         }
     }
 
+    /// An error reported inside a successful HTTP response.
+    pub fn error_in_body(self, body: &Value) -> Option<crate::http::CallError> {
+        match self {
+            Protocol::OpenAiResponses => openai_responses::error_in_body(body),
+            Protocol::OpenAiChat | Protocol::Anthropic | Protocol::Gemini => None,
+        }
+    }
+
     /// Server side (mock server): the conversation a request carries.
     pub fn parse_request(self, body: &Value) -> Result<Vec<Message>, String> {
         match self {
@@ -106,25 +115,12 @@ pub(crate) fn wrap(protocol: Protocol, data: Value) -> Value {
     json!({ "protocol": protocol.id(), "data": data })
 }
 
-/// Options offswitch knows; each protocol maps those its API has and ignores the rest
-/// (`thinking_budget` means nothing to Chat Completions, for instance).
-pub const KNOWN_OPTIONS: [&str; 5] = [
-    "reasoning_effort",
-    "max_tokens",
-    "temperature",
-    "thinking_budget",
-    "protocol",
-];
-
-/// Unknown options go into the body verbatim, for provider features offswitch does not
-/// name; `temperature` goes where every protocol but Gemini has it, at the top level.
-pub(crate) fn merge_options(body: &mut Value, options: &Options, top_level_temperature: bool) {
-    if let Value::Object(map) = body {
-        for (k, v) in options {
-            if !KNOWN_OPTIONS.contains(&k.as_str()) || (k == "temperature" && top_level_temperature)
-            {
-                map.insert(k.clone(), v.clone());
-            }
+/// Copies the options named in `map` (option, body field) into `body`: the options a
+/// protocol takes under its API's own names.
+pub(crate) fn set_options(body: &mut Value, options: &Options, map: &[(&str, &str)]) {
+    for (option, field) in map {
+        if let Some(v) = options.get(*option) {
+            body[*field] = v.clone();
         }
     }
 }
@@ -172,53 +168,125 @@ mod tests {
         }
     }
 
+    fn opts(pairs: &[(&str, Value)]) -> Options {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    /// Each option lands where its protocol's API takes it, and the options each
+    /// protocol accepts pass its check.
     #[test]
     fn model_options_reach_each_request_body() {
-        let options: Options = [
-            ("reasoning_effort".to_string(), json!("high")),
-            ("max_tokens".to_string(), json!(4096)),
-            ("temperature".to_string(), json!(1)),
-            ("thinking_budget".to_string(), json!(2048)),
-            ("seed".to_string(), json!(7)),
-        ]
-        .into_iter()
-        .collect();
-        let r = Protocol::OpenAiResponses.build_request("o3", &request(), &options);
+        let build = |p: Protocol, model: &str, o: &Options| {
+            p.check_options(model, o).unwrap();
+            p.build_request(model, &request(), o)
+        };
+        let o = opts(&[
+            ("reasoning_effort", json!("high")),
+            ("max_tokens", json!(4096)),
+            ("temperature", json!(1)),
+            ("top_p", json!(0.9)),
+            ("extra.service_tier", json!("flex")),
+        ]);
+        let r = build(Protocol::OpenAiResponses, "o3", &o);
         assert_eq!(
             (
                 &r["reasoning"]["effort"],
                 &r["max_output_tokens"],
                 &r["temperature"],
-                &r["seed"]
+                &r["top_p"],
+                &r["service_tier"]
             ),
-            (&json!("high"), &json!(4096), &json!(1), &json!(7))
+            (
+                &json!("high"),
+                &json!(4096),
+                &json!(1),
+                &json!(0.9),
+                &json!("flex")
+            )
         );
-        let c = Protocol::OpenAiChat.build_request("gpt", &request(), &options);
+        let mut o = o.clone();
+        o.insert("seed".into(), json!(7));
+        let c = build(Protocol::OpenAiChat, "gpt-4.1", &o);
         assert_eq!(
             (
                 &c["max_completion_tokens"],
                 &c["temperature"],
-                &c["reasoning_effort"]
+                &c["reasoning_effort"],
+                &c["seed"]
             ),
-            (&json!(4096), &json!(1), &json!("high"))
+            (&json!(4096), &json!(1), &json!("high"), &json!(7))
         );
-        assert!(c.get("thinking_budget").is_none());
-        let a = Protocol::Anthropic.build_request("claude", &request(), &options);
+        assert!(c.get("tools").is_none(), "no empty tools: {c}");
+        let o = opts(&[
+            ("max_tokens", json!(16000)),
+            ("temperature", json!(1)),
+            ("thinking_budget", json!(2048)),
+            ("top_k", json!(5)),
+        ]);
+        let a = build(Protocol::Anthropic, "claude-sonnet-4-5", &o);
         assert_eq!(
             (
                 &a["max_tokens"],
-                &a["thinking"]["budget_tokens"],
-                &a["temperature"]
+                &a["thinking"],
+                &a["temperature"],
+                &a["top_k"]
             ),
-            (&json!(4096), &json!(2048), &json!(1))
+            (
+                &json!(16000),
+                &json!({ "type": "enabled", "budget_tokens": 2048 }),
+                &json!(1),
+                &json!(5)
+            )
         );
-        let g = Protocol::Gemini.build_request("gemini", &request(), &options);
+        let adaptive = opts(&[("thinking", json!("adaptive"))]);
+        let a = build(Protocol::Anthropic, "claude-opus-4-7", &adaptive);
+        assert_eq!(a["thinking"], json!({ "type": "adaptive" }));
+        let o = opts(&[
+            ("max_tokens", json!(4096)),
+            ("temperature", json!(1)),
+            ("thinking_budget", json!(2048)),
+            ("seed", json!(7)),
+            ("top_p", json!(0.9)),
+            ("top_k", json!(5)),
+        ]);
+        let g = build(Protocol::Gemini, "gemini-2.5-pro", &o);
         assert_eq!(
             g["generationConfig"],
-            json!({ "temperature": 1, "maxOutputTokens": 4096, "thinkingConfig": { "thinkingBudget": 2048 } })
+            json!({ "temperature": 1, "maxOutputTokens": 4096, "seed": 7, "topP": 0.9, "topK": 5, "thinkingConfig": { "thinkingBudget": 2048 } })
         );
-        assert!(g.get("reasoning_effort").is_none() && g.get("temperature").is_none());
-        assert_eq!(g["seed"], json!(7), "unknown options pass through");
-        assert!(a.get("reasoning_effort").is_none());
+        for field in ["seed", "temperature", "top_p", "top_k", "tools"] {
+            assert!(g.get(field).is_none(), "{field} at Gemini's top level: {g}");
+        }
+    }
+
+    /// Gemini: a function call's own id goes back with its answer; an id offswitch made up
+    /// (the call had none) does not.
+    #[test]
+    fn gemini_answers_a_call_by_its_id() {
+        let turn = |call: Value| {
+            let reply = gemini::parse_response(&json!({"candidates": [{"content": {"role": "model", "parts": [{"functionCall": call}]}, "finishReason": "STOP"}]})).unwrap();
+            let Message::Assistant { tool_calls, .. } = &reply.message else {
+                unreachable!()
+            };
+            let id = tool_calls[0].id.clone();
+            let mut r = request();
+            r.messages.push(reply.message.clone());
+            r.messages.push(Message::Tool {
+                tool_call_id: id,
+                name: "bash".into(),
+                content: "ok".into(),
+                error: None,
+            });
+            let body = Protocol::Gemini.build_request("gemini-2.5-pro", &r, &Options::new());
+            body["contents"][2]["parts"][0]["functionResponse"].clone()
+        };
+        let answer = turn(json!({"id": "fc_1", "name": "bash", "args": {"cmd": "ls"}}));
+        assert_eq!(answer["id"], json!("fc_1"));
+        let answer = turn(json!({"name": "bash", "args": {"cmd": "ls"}}));
+        assert!(answer.get("id").is_none(), "{answer}");
+        assert_eq!(answer["name"], json!("bash"));
     }
 }

@@ -3,7 +3,7 @@
 //! The assistant message is replayed as the server sent it, so fields like
 //! `reasoning_content` or `reasoning_details` survive.
 
-use super::{Options, Protocol, merge_options, replay, str_of, u64_of, wrap};
+use super::{Options, Protocol, replay, str_of, u64_of, wrap};
 use crate::types::{Message, ModelReply, ModelRequest, StopReason, ToolCall, Usage};
 use serde_json::{Value, json};
 
@@ -13,6 +13,7 @@ pub fn build_request(model: &str, req: &ModelRequest, options: &Options) -> Valu
     let messages: Vec<Value> = req
         .messages
         .iter()
+        .filter(|m| !is_empty_turn(m))
         .map(|m| match m {
             Message::System { content } => json!({ "role": "system", "content": content }),
             Message::User { content } => json!({ "role": "user", "content": content }),
@@ -47,15 +48,35 @@ pub fn build_request(model: &str, req: &ModelRequest, options: &Options) -> Valu
         .iter()
         .map(|t| json!({ "type": "function", "function": { "name": t.name, "description": t.description, "parameters": t.parameters } }))
         .collect();
-    let mut body = json!({ "model": model, "messages": messages, "tools": tools });
-    if let Some(max) = options.get("max_tokens") {
-        body["max_completion_tokens"] = max.clone();
+    let mut body = json!({ "model": model, "messages": messages });
+    // OpenAI answers an empty `tools` with a 400 (newer vLLM with a 422): omit it.
+    if !tools.is_empty() {
+        body["tools"] = Value::Array(tools);
     }
-    if let Some(effort) = options.get("reasoning_effort") {
-        body["reasoning_effort"] = effort.clone();
-    }
-    merge_options(&mut body, options, true);
+    super::set_options(
+        &mut body,
+        options,
+        &[
+            ("max_tokens", "max_completion_tokens"),
+            ("reasoning_effort", "reasoning_effort"),
+            ("temperature", "temperature"),
+            ("top_p", "top_p"),
+            ("seed", "seed"),
+        ],
+    );
+    super::options::insert_extra(&mut body, options);
     body
+}
+
+/// An assistant turn with neither text nor tool calls (a reply cut off while reasoning,
+/// an empty one): OpenAI refuses an assistant message without content or tool calls, so
+/// it does not go back.
+fn is_empty_turn(m: &Message) -> bool {
+    matches!(
+        m,
+        Message::Assistant { content, tool_calls, .. }
+            if tool_calls.is_empty() && content.as_deref().is_none_or(str::is_empty)
+    )
 }
 
 /// The assistant message as the server sent it, less what exists only in responses

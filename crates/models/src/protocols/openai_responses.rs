@@ -3,7 +3,8 @@
 //! so reasoning items go back to the model on every later turn, as OpenAI recommends for
 //! tool use with reasoning models.
 
-use super::{Options, Protocol, merge_options, replay, str_of, u64_of, wrap};
+use super::{Options, Protocol, replay, str_of, u64_of, wrap};
+use crate::http::CallError;
 use crate::types::{Message, ModelReply, ModelRequest, StopReason, ToolCall, Usage};
 use serde_json::{Value, json};
 
@@ -23,7 +24,7 @@ pub fn build_request(model: &str, req: &ModelRequest, options: &Options) -> Valu
                 provider_data,
                 ..
             } => match replay(P, provider_data) {
-                Some(Value::Array(items)) => input.extend(items.iter().cloned()),
+                Some(Value::Array(items)) => input.extend(replayable(items).cloned()),
                 _ => {
                     if let Some(text) = content.as_ref().filter(|t| !t.is_empty()) {
                         input.push(json!({ "role": "assistant", "content": text }));
@@ -52,18 +53,65 @@ pub fn build_request(model: &str, req: &ModelRequest, options: &Options) -> Valu
     let mut body = json!({
         "model": model,
         "input": input,
-        "tools": tools,
         "store": false,
         "include": ["reasoning.encrypted_content"],
     });
+    if !tools.is_empty() {
+        body["tools"] = Value::Array(tools);
+    }
     if let Some(effort) = options.get("reasoning_effort") {
         body["reasoning"] = json!({ "effort": effort });
     }
-    if let Some(max) = options.get("max_tokens") {
-        body["max_output_tokens"] = max.clone();
-    }
-    merge_options(&mut body, options, true);
+    super::set_options(
+        &mut body,
+        options,
+        &[
+            ("max_tokens", "max_output_tokens"),
+            ("temperature", "temperature"),
+            ("top_p", "top_p"),
+        ],
+    );
+    super::options::insert_extra(&mut body, options);
     body
+}
+
+/// A `200` whose `status` is `failed` carries its error in the body: not a stop. Retried
+/// when the error code is the server's or a rate limit (what the API documents as
+/// transient), otherwise the call fails.
+pub fn error_in_body(body: &Value) -> Option<CallError> {
+    if body.get("status").and_then(|s| s.as_str()) != Some("failed") {
+        return None;
+    }
+    let code = body
+        .pointer("/error/code")
+        .and_then(|c| c.as_str())
+        .unwrap_or("unknown");
+    let message = format!(
+        "the response failed ({code}): {}",
+        body.pointer("/error/message")
+            .and_then(|m| m.as_str())
+            .unwrap_or("no message")
+    );
+    Some(match code {
+        "server_error" | "rate_limit_exceeded" => CallError::Transient {
+            message,
+            retry_after: None,
+            throttled: code == "rate_limit_exceeded",
+        },
+        _ => CallError::Fatal { message },
+    })
+}
+
+/// The turn's output items as they can go back: a reasoning item must be followed by the
+/// item it led to, so trailing reasoning items (a reply cut off by `max_output_tokens`
+/// after reasoning only) are left out of the replay; the API rejects them.
+fn replayable(items: &[Value]) -> impl Iterator<Item = &Value> {
+    let is_reasoning = |i: &Value| i.get("type").and_then(|t| t.as_str()) == Some("reasoning");
+    let end = items
+        .iter()
+        .rposition(|i| !is_reasoning(i))
+        .map_or(0, |last| last + 1);
+    items[..end].iter()
 }
 
 pub fn parse_response(body: &Value) -> Result<ModelReply, String> {
@@ -233,7 +281,7 @@ pub fn render_response(model: &str, reply: &ModelReply, turn: usize) -> Value {
         if let Some(text) = content {
             output.push(json!({
                 "type": "message", "id": format!("msg_mock_{turn}"), "status": "completed", "role": "assistant",
-                "content": [{ "type": "output_text", "text": text, "annotations": [] }],
+                "content": [{ "type": "output_text", "text": text, "annotations": [], "logprobs": [] }],
             }));
         }
         for c in tool_calls {
@@ -250,8 +298,11 @@ pub fn render_response(model: &str, reply: &ModelReply, turn: usize) -> Value {
         "status": "completed",
         "model": model,
         "output": output,
+        "parallel_tool_calls": true,
+        "tool_choice": "auto",
+        "tools": [],
         "usage": {
-            "input_tokens": 100, "input_tokens_details": { "cached_tokens": 0 },
+            "input_tokens": 100, "input_tokens_details": { "cached_tokens": 0, "cache_write_tokens": 0 },
             "output_tokens": 20, "output_tokens_details": { "reasoning_tokens": 10 }, "total_tokens": 120,
         },
     })

@@ -96,12 +96,37 @@ pub async fn run(
             duration_ms: ms_since(started) - turn_started,
             message: reply.message,
             usage: reply.usage,
+            stop_reason: Some(reply.stop_reason),
             exchange: reply.exchange,
         });
-        if calls.is_empty() && reply.stop_reason == models::StopReason::ContentFilter {
-            return Ok(EpisodeEnd::Error {
-                message: "content filter: the provider refused to answer".into(),
-            });
+        if calls.is_empty() {
+            use models::StopReason;
+            match reply.stop_reason {
+                StopReason::ContentFilter => {
+                    return Ok(EpisodeEnd::Error {
+                        message: "content filter: the provider refused to answer".into(),
+                    });
+                }
+                StopReason::Refusal => {
+                    return Ok(EpisodeEnd::Error {
+                        message: "refusal: the model declined to go on".into(),
+                    });
+                }
+                StopReason::ContextWindow => {
+                    return Ok(EpisodeEnd::Limit {
+                        limit: LimitKind::Context,
+                        value: None,
+                        detail: "the provider stopped the turn: the context window is full".into(),
+                    });
+                }
+                // The provider paused a long turn: ask again with the turn as it stands,
+                // and it goes on (no user message in between).
+                StopReason::Paused => continue,
+                StopReason::ToolCalls
+                | StopReason::Stop
+                | StopReason::MaxTokens
+                | StopReason::BadToolCall => {}
+            }
         }
         if calls.is_empty() {
             record.events.push(Event::Input {

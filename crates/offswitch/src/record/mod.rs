@@ -17,7 +17,7 @@ mod score;
 
 pub use facts::{bash_command, is_plain_program_call, redefines_kill, runs_program};
 pub use kill_path_run::KillPathRun;
-pub use models::{Message, ToolCall, Usage};
+pub use models::{Message, StopReason, ToolCall, Usage};
 pub use sandbox::{Aspect, Change, Entry, EntryKind};
 pub use score::{Method, Outcome, SCORER_VERSION, Score};
 
@@ -432,6 +432,9 @@ pub enum Event {
         duration_ms: u64,
         message: Message,
         usage: Usage,
+        /// Why the model stopped, as the provider said (absent in older records).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stop_reason: Option<StopReason>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         exchange: Option<serde_json::Value>,
     },

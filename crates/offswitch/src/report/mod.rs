@@ -57,6 +57,8 @@ pub struct CellReport {
     /// Sum over episodes with a known price, and the number without one.
     pub cost_usd: f64,
     pub cost_unknown: u64,
+    /// Model turns that gave nothing usable, by the provider's finish reason.
+    pub unusable_turns: BTreeMap<String, u64>,
     /// Every episode of the cell, in epoch order.
     pub episode_ids: Vec<i64>,
     /// A few episode ids per outcome, to read.
@@ -144,6 +146,7 @@ pub fn build(store: &Store, run: i64) -> Result<Report, crate::store::StoreError
             cost_usd: c.cost_usd,
             cost_unknown: c.cost_unknown,
             episode_ids: c.episode_ids(),
+            unusable_turns: c.unusable_turns.clone(),
             examples,
         });
     }

@@ -76,6 +76,30 @@ fn scorer_note(r: &Report) -> Option<String> {
     ))
 }
 
+/// Said when a provider ended model turns with nothing usable (refusals, content
+/// filters, malformed tool calls, ...): those are not the model choosing to stop.
+fn unusable_note(r: &Report) -> Option<String> {
+    let cells: Vec<String> = r
+        .cells
+        .iter()
+        .filter(|c| !c.unusable_turns.is_empty())
+        .map(|c| {
+            let counts: Vec<String> = c
+                .unusable_turns
+                .iter()
+                .map(|(reason, n)| format!("{reason} {n}"))
+                .collect();
+            format!("{}: {}", c.label(), counts.join(", "))
+        })
+        .collect();
+    (!cells.is_empty()).then(|| {
+        format!(
+            "Model turns that gave nothing usable, by the provider's finish reason: {}.",
+            cells.join("; ")
+        )
+    })
+}
+
 fn fixture_note(r: &Report) -> Option<&'static str> {
     r.cells.iter().any(|c| c.scripted_fixture).then_some(
         "[fixture] = scripted agent (or offswitch's mock server): a test fixture replaying a policy, not a model's behaviour.",
@@ -89,6 +113,7 @@ fn notes(r: &Report) -> Vec<String> {
         .map(|s| s.to_string())
         .chain([multiple_note(r)])
         .chain(scorer_note(r))
+        .chain(unusable_note(r))
         .chain(fixture_note(r).map(str::to_string))
         .collect()
 }

@@ -86,6 +86,11 @@ fn render_raw(id: i64, run: i64, e: &EpisodeRecord) -> String {
         }
     }
     let _ = writeln!(out, "\n--- transcript ---");
+    // Each assistant message is a model turn's, in order.
+    let mut stops = e.events.iter().filter_map(|ev| match ev {
+        crate::record::Event::ModelTurn { stop_reason, .. } => Some(*stop_reason),
+        _ => None,
+    });
     for m in e.messages() {
         match m {
             Message::System { content } => {
@@ -100,7 +105,14 @@ fn render_raw(id: i64, run: i64, e: &EpisodeRecord) -> String {
                 tool_calls,
                 ..
             } => {
-                let _ = writeln!(out, "[assistant]");
+                match stops.next().flatten().filter(|s| s.is_unusable()) {
+                    Some(stop) => {
+                        let _ = writeln!(out, "[assistant] (stopped: {})", stop.as_str());
+                    }
+                    None => {
+                        let _ = writeln!(out, "[assistant]");
+                    }
+                }
                 if let Some(r) = reasoning {
                     let _ = writeln!(out, "(reasoning) {r}");
                 }

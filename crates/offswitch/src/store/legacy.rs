@@ -107,6 +107,7 @@ fn events_from(lists: ListsV0, usage: Usage) -> Vec<Event> {
                 call_ids.extend(tool_calls.iter().map(|c| c.id.clone()));
                 turn += 1;
                 events.push(Event::ModelTurn {
+                    stop_reason: None,
                     at_ms: clock,
                     duration_ms: 0,
                     usage: if turn == turns {

@@ -30,6 +30,9 @@ pub struct CellSummary {
     pub episode_outcomes: Vec<(i64, Outcome)>,
     /// Episodes per version of the scorer that scored them.
     pub scorer_versions: BTreeMap<u32, u64>,
+    /// Model turns that gave nothing usable, by the provider's finish reason (see
+    /// [`crate::record::StopReason::is_unusable`]).
+    pub unusable_turns: BTreeMap<String, u64>,
 }
 
 impl CellSummary {
@@ -110,6 +113,7 @@ impl Store {
                     cost_unknown: 0,
                     episode_outcomes: Vec::new(),
                     scorer_versions: BTreeMap::new(),
+                    unusable_turns: BTreeMap::new(),
                 });
             }
             let Some(id) = r.get::<_, Option<i64>>(5).map_err(self.err())? else {
@@ -147,7 +151,42 @@ impl Store {
                 None => summary.cost_unknown += 1,
             }
         }
+        self.count_unusable_turns(run_id, &mut out)?;
         Ok(out)
+    }
+
+    /// Fills each cell's [`CellSummary::unusable_turns`], in one query over the run.
+    fn count_unusable_turns(
+        &self,
+        run_id: i64,
+        cells: &mut [CellSummary],
+    ) -> Result<(), StoreError> {
+        let unusable: Vec<String> = crate::record::StopReason::ALL
+            .iter()
+            .filter(|s| s.is_unusable())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT e.cell_id, json_extract(v.body, '$.stop_reason') AS stop, COUNT(*)
+                 FROM events v JOIN episodes e ON v.episode_id = e.id JOIN cells c ON e.cell_id = c.id
+                 WHERE c.run_id = ?1 AND v.kind = 'model_turn' AND stop IN ({})
+                 GROUP BY e.cell_id, stop",
+                unusable.join(", ")
+            ))
+            .map_err(self.err())?;
+        let mut rows = stmt.query(params![run_id]).map_err(self.err())?;
+        while let Some(r) = rows.next().map_err(self.err())? {
+            let cell_id: i64 = r.get(0).map_err(self.err())?;
+            if let Some(cell) = cells.iter_mut().find(|c| c.cell_id == cell_id) {
+                cell.unusable_turns.insert(
+                    r.get(1).map_err(self.err())?,
+                    r.get::<_, i64>(2).map_err(self.err())? as u64,
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Every run, newest first.

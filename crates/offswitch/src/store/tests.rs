@@ -54,6 +54,7 @@ pub(crate) fn hand_made(outcome: Outcome) -> EpisodeRecord {
             },
         },
         Event::ModelTurn {
+            stop_reason: None,
             at_ms: 1,
             duration_ms: 100,
             message: Message::Assistant {
@@ -265,6 +266,7 @@ fn event() -> impl Strategy<Value = Event> {
         }),
         (any::<u32>(), text(), text(), any::<u16>()).prop_map(|(at, content, args, tokens)| {
             Event::ModelTurn {
+                stop_reason: None,
                 at_ms: at as u64,
                 duration_ms: 3,
                 message: Message::Assistant {
