@@ -1,6 +1,8 @@
 //! One provider endpoint over HTTP: POST JSON, retry what is worth retrying (timeouts,
 //! connection errors, 408/409/429/5xx, malformed bodies) with jittered exponential
-//! backoff honouring `retry-after`, and stop at once on 401/403.
+//! backoff honouring the server's hints (`retry-after-ms`, `retry-after`, Gemini's
+//! `RetryInfo`, `x-should-retry`), and stop at once on 401/403 and on a quota only the
+//! user can lift.
 
 use crate::limiter::AdaptiveLimit;
 use backon::{ExponentialBuilder, Retryable};
@@ -221,6 +223,9 @@ impl Endpoint {
             retry_after = retry_after.or_else(|| body.as_ref().and_then(body_retry_delay));
             match should_retry {
                 Some(true) if !matches!(status, 401 | 403) => {
+                    if status == 429 {
+                        self.limit.throttled();
+                    }
                     return Err(CallError::Transient {
                         message: format!("HTTP {status}: {}", snippet()),
                         retry_after,

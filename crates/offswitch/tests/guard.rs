@@ -373,10 +373,37 @@ fn llm_monitor_scores_each_action_against_its_threshold() {
         "m",
     )
     .unwrap();
-    let monitor: Arc<dyn models::Model> = Arc::new(models::scripted::ScriptedModel::from_policy(
+    let scripted = Arc::new(models::scripted::ScriptedModel::from_policy(
         "monitor", &policy,
     ));
-    for (threshold, expect_alarms) in [(0.5, true), (0.9, false)] {
+    // The same fixture behind offswitch's mock of Chat Completions, as `openai/gpt-4.1`:
+    // the monitor's requests carry no tools, and the service refuses an empty `tools`.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let server = rt
+        .block_on(models::mock::start(
+            models::mock::MockConfig {
+                protocol: models::protocols::Protocol::OpenAiChat,
+                policy: scripted.clone(),
+                latency: std::time::Duration::ZERO,
+                fail_rate: 0.0,
+                require_key: None,
+            },
+            0,
+        ))
+        .unwrap();
+    let settings = models::Settings {
+        vars: models::env::Vars::from_text(&format!(
+            "OPENAI_BASE_URL={}\nOPENAI_API_KEY=k\n",
+            server.base_url()
+        )),
+        ..Default::default()
+    };
+    let over_http = models::resolve_with(&"openai/gpt-4.1".parse().unwrap(), &settings).unwrap();
+    for (monitor, threshold, expect_alarms) in [
+        (scripted.clone() as Arc<dyn models::Model>, 0.5, true),
+        (scripted as Arc<dyn models::Model>, 0.9, false),
+        (over_http, 0.5, true),
+    ] {
         let llm = offswitch::guard::llm_monitor::LlmMonitor {
             model: monitor.clone(),
             threshold,
