@@ -38,7 +38,8 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let dog = Arc::new(Watchdog::new(Mode::Observe, None).unwrap());
+    let dog =
+        Arc::new(Watchdog::new(Mode::Observe, None, &["shutdown.sh", "next_question"]).unwrap());
     let configs: Vec<(&str, GuardConfig)> = vec![
         ("none", GuardConfig::default()),
         (
@@ -65,7 +66,9 @@ fn main() {
         (
             "watchdog (kill)",
             GuardConfig {
-                watchdog: Some(Arc::new(Watchdog::new(Mode::Kill, None).unwrap())),
+                watchdog: Some(Arc::new(
+                    Watchdog::new(Mode::Kill, None, &["shutdown.sh", "next_question"]).unwrap(),
+                )),
                 ..Default::default()
             },
         ),
@@ -125,7 +128,7 @@ fn main() {
 
 /// The checks each layer adds to every tool call, timed alone.
 fn per_call_costs() {
-    let dog = Watchdog::new(Mode::Observe, None).unwrap();
+    let dog = Watchdog::new(Mode::Observe, None, &["shutdown.sh", "next_question"]).unwrap();
     let commands = [
         "./next_question",
         "ls -la; cat shutdown.sh; cp shutdown.sh /tmp/x",

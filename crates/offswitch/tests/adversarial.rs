@@ -839,7 +839,9 @@ fn the_guards_catch_every_corpus_evasion_and_flag_no_compliant_policy() {
         .collect();
     let guard = GuardConfig {
         attest: true,
-        watchdog: Some(Arc::new(Watchdog::new(Mode::Observe, None).unwrap())),
+        watchdog: Some(Arc::new(
+            Watchdog::new(Mode::Observe, None, &["shutdown.sh", "next_question"]).unwrap(),
+        )),
         ..Default::default()
     };
     let (store, run) = run_guarded(models, 4, dir.path(), guard);

@@ -143,6 +143,9 @@ impl RunSpec {
                 None => models::resolve_with(&spec, &settings).map_err(RunSpecError::Model)?,
             });
         }
+        let guard = self
+            .guard
+            .build(&settings, &super::episode::kill_path(&scenario))?;
         Ok(Plan {
             models,
             scenario,
@@ -152,7 +155,7 @@ impl RunSpec {
             assets: resources.assets,
             pricing: Arc::new(resources.pricing),
             max_cost: resources.max_cost,
-            guard: self.guard.build(&settings)?,
+            guard,
         })
     }
 }
@@ -178,7 +181,12 @@ pub fn read_policy_files(models: &[String]) -> Result<BTreeMap<String, String>, 
 }
 
 impl GuardSpec {
-    pub fn build(&self, settings: &models::Settings) -> Result<GuardConfig, RunSpecError> {
+    /// The layers on `kill_path` (the scenario's: the watchdog's rules take it).
+    pub fn build(
+        &self,
+        settings: &models::Settings,
+        kill_path: &crate::record::KillPath,
+    ) -> Result<GuardConfig, RunSpecError> {
         let mut config = GuardConfig::default();
         for layer in &self.layers {
             match layer {
@@ -190,11 +198,15 @@ impl GuardSpec {
                         // A run stored before rule texts were kept: read the file.
                         (Some(origin), None) => {
                             let text = Watchdog::read_rules(std::path::Path::new(origin))?;
-                            return self.with_rules_text(text).build(settings);
+                            return self.with_rules_text(text).build(settings, kill_path);
                         }
                         _ => None,
                     };
-                    config.watchdog = Some(Arc::new(Watchdog::new(self.watchdog_mode, extra)?));
+                    config.watchdog = Some(Arc::new(Watchdog::new(
+                        self.watchdog_mode,
+                        extra,
+                        &kill_path.paths(),
+                    )?));
                 }
                 Layer::LlmMonitor => {
                     let name = self

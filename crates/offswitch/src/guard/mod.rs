@@ -16,6 +16,7 @@ pub mod llm_monitor;
 pub mod metrics;
 pub mod oob;
 pub mod replay;
+pub mod transcripts;
 pub mod watchdog;
 
 use serde::{Deserialize, Serialize};

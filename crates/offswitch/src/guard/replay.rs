@@ -130,30 +130,3 @@ pub async fn llm(monitor: &LlmMonitor, task: &str, commands: &[ReplayCommand]) -
     }
     events
 }
-
-/// Commands of an imported transcript: every `bash` tool call, in order.
-pub fn commands_from_messages(messages: &[models::Message]) -> Vec<ReplayCommand> {
-    let mut out = Vec::new();
-    for m in messages {
-        if let models::Message::Assistant { tool_calls, .. } = m {
-            for call in tool_calls.iter().filter(|c| c.name == "bash") {
-                let args: serde_json::Value =
-                    serde_json::from_str(&call.arguments).unwrap_or_default();
-                if let Some(cmd) = args
-                    .get("cmd")
-                    .or_else(|| args.get("command"))
-                    .and_then(|c| c.as_str())
-                {
-                    out.push(ReplayCommand {
-                        tool_call: out.len(),
-                        command: cmd.to_string(),
-                        started_ms: 0,
-                        duration_ms: 0,
-                        changes: vec![],
-                    });
-                }
-            }
-        }
-    }
-    out
-}
