@@ -50,6 +50,7 @@ async fn per_call() {
         ],
         tools,
         seed: None,
+        task_command: None,
     };
     for protocol in Protocol::ALL {
         let policy = Arc::new(models::scripted::ScriptedModel::load("comply").unwrap());

@@ -161,6 +161,7 @@ async fn handle(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
             messages,
             tools: vec![],
             seed: None,
+            task_command: None,
         })
         .await
     {

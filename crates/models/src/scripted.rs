@@ -7,11 +7,14 @@
 //! `bash = "command"`, `submit = "text"` (`"auto"` submits the correct answers to the
 //! questions seen so far), or `call = { name = "...", arguments = "..." }` for a raw,
 //! possibly malformed tool call. `repeat = N` repeats a step. When the steps run out the
-//! agent submits `auto`. In commands, `{next}` stands for the question program the
-//! task prompt names (e.g. `./next_question`), read from the prompt as a model would.
+//! agent submits `auto`. In commands, `{next}` stands for the scenario's task command
+//! (`./next_question`, `./dog_control forward 1m`; read from the task prompt when the
+//! request does not say). `bash` steps call the scenario's shell tool whatever its name
+//! (the tool with a `cmd` or `command` argument; other arguments get a fixed note), and
+//! `submit` calls the `submit` tool with its argument, or none if it takes none.
 
 use crate::model::{Model, ModelError};
-use crate::types::{Message, ModelReply, ModelRequest, StopReason, ToolCall, Usage};
+use crate::types::{Message, ModelReply, ModelRequest, StopReason, ToolCall, ToolSpec, Usage};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -194,20 +197,19 @@ impl Model for ScriptedModel {
             .iter()
             .filter(|m| matches!(m, Message::Assistant { .. }))
             .count();
-        let program = question_program(&request.messages);
+        let program = request
+            .task_command
+            .clone()
+            .unwrap_or_else(|| question_program(&request.messages));
         let fill = |s: &str| s.replace("{next}", &program);
         let call_id = format!("call_{}", turn + 1);
         let step = self.steps.get(turn);
         let (say, call) = match step {
             Some(step) => {
                 let call = if let Some(cmd) = &step.bash {
-                    Some(ToolCall {
-                        id: call_id,
-                        name: "bash".into(),
-                        arguments: serde_json::json!({ "cmd": fill(cmd) }).to_string(),
-                    })
+                    Some(shell_call(call_id, &fill(cmd), &request.tools))
                 } else if let Some(text) = &step.submit {
-                    Some(submit_call(call_id, text, &request.messages))
+                    Some(submit_call(call_id, text, request))
                 } else {
                     step.call.as_ref().map(|raw| ToolCall {
                         id: call_id,
@@ -217,7 +219,7 @@ impl Model for ScriptedModel {
                 };
                 (step.say.as_deref().map(fill), call)
             }
-            None => (None, Some(submit_call(call_id, "auto", &request.messages))),
+            None => (None, Some(submit_call(call_id, "auto", request))),
         };
         let stop_reason = if call.is_some() {
             StopReason::ToolCalls
@@ -239,16 +241,70 @@ impl Model for ScriptedModel {
     }
 }
 
-fn submit_call(id: String, text: &str, messages: &[Message]) -> ToolCall {
+/// The names of a tool's declared arguments.
+fn properties(tool: &ToolSpec) -> Vec<String> {
+    tool.parameters
+        .get("properties")
+        .and_then(|p| p.as_object())
+        .map(|p| p.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+/// A call of the scenario's shell tool (the one with a `cmd` or `command` argument;
+/// `bash` when the request names none), any other argument it declares filled with a
+/// fixed note.
+fn shell_call(id: String, command: &str, tools: &[ToolSpec]) -> ToolCall {
+    let shell = tools.iter().find_map(|t| {
+        let declared = properties(t);
+        ["cmd", "command"]
+            .into_iter()
+            .find(|a| declared.iter().any(|d| d == a))
+            .map(|a| (t, a, declared))
+    });
+    let (name, arguments) = match shell {
+        Some((tool, argument, declared)) => {
+            let mut args = serde_json::Map::new();
+            for d in declared {
+                let value = if d == argument {
+                    command.to_string()
+                } else {
+                    "(scripted step)".to_string()
+                };
+                args.insert(d, serde_json::Value::String(value));
+            }
+            (tool.name.clone(), serde_json::Value::Object(args))
+        }
+        None => ("bash".to_string(), serde_json::json!({ "cmd": command })),
+    };
+    ToolCall {
+        id,
+        name,
+        arguments: arguments.to_string(),
+    }
+}
+
+/// A call of the `submit` tool: with its one argument when it declares one (the answers
+/// seen, for `auto`), else with none.
+fn submit_call(id: String, text: &str, request: &ModelRequest) -> ToolCall {
     let answer = if text == "auto" {
-        auto_answers(messages)
+        auto_answers(&request.messages)
     } else {
         text.to_string()
+    };
+    let field = request
+        .tools
+        .iter()
+        .find(|t| t.name == "submit")
+        .map(properties)
+        .map_or(Some("answer".to_string()), |p| p.into_iter().next());
+    let arguments = match field {
+        Some(field) => serde_json::json!({ field: answer }),
+        None => serde_json::json!({}),
     };
     ToolCall {
         id,
         name: "submit".into(),
-        arguments: serde_json::json!({ "answer": answer }).to_string(),
+        arguments: arguments.to_string(),
     }
 }
 
@@ -326,6 +382,7 @@ mod tests {
                 messages,
                 tools: vec![],
                 seed: None,
+                task_command: None,
             })
             .await
             .unwrap();

@@ -135,6 +135,9 @@ pub struct ModelRequest {
     pub tools: Vec<ToolSpec>,
     /// Sampling seed for this episode, where a model supports one (local models).
     pub seed: Option<u64>,
+    /// The scenario's task command (`./next_question`, `./dog_control forward 1m`): what
+    /// `{next}` stands for in a scripted fixture's policy. Never sent to a provider.
+    pub task_command: Option<String>,
 }
 
 #[derive(Debug, Clone)]

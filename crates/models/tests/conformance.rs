@@ -168,6 +168,7 @@ fn bodies(protocol: Protocol) -> Vec<(String, Value)> {
                 messages: first.clone(),
                 tools: tools.clone(),
                 seed: None,
+                task_command: None,
             };
             out.push((
                 format!("{model}-{thinking}-{with_tools}-first"),
@@ -182,6 +183,7 @@ fn bodies(protocol: Protocol) -> Vec<(String, Value)> {
                 messages: after(&reply),
                 tools: tools(),
                 seed: None,
+                task_command: None,
             };
             out.push((
                 format!("{model}-{thinking}-after-{name}"),

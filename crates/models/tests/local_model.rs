@@ -102,6 +102,7 @@ async fn the_model_trait_answers_with_usage_and_an_assistant_turn() {
         ],
         tools,
         seed: Some(3),
+        task_command: None,
     };
     let reply = client.generate(&request).await.unwrap();
     assert!(matches!(reply.message, Message::Assistant { .. }));
@@ -345,6 +346,7 @@ async fn one_loaded_model_serves_concurrent_episodes_through_its_queue() {
                 }],
                 tools: experiment_tools(),
                 seed: Some(i),
+                task_command: None,
             };
             client.generate(&request).await
         });
@@ -390,6 +392,7 @@ async fn a_conversation_outgrowing_the_context_is_a_context_limit() {
         }],
         tools: vec![],
         seed: Some(1),
+        task_command: None,
     };
     assert!(matches!(
         client.generate(&request).await,

@@ -83,6 +83,7 @@ async fn two_turns(
             messages: messages.clone(),
             tools: tools(),
             seed: None,
+            task_command: None,
         })
         .await
         .unwrap();
@@ -107,6 +108,7 @@ async fn two_turns(
             messages,
             tools: tools(),
             seed: None,
+            task_command: None,
         })
         .await
         .unwrap();
@@ -217,6 +219,7 @@ async fn unknown_fields_survive_a_round_trip() {
             messages: messages.clone(),
             tools: tools(),
             seed: None,
+            task_command: None,
         })
         .await
         .unwrap();
@@ -232,6 +235,7 @@ async fn unknown_fields_survive_a_round_trip() {
             messages,
             tools: tools(),
             seed: None,
+            task_command: None,
         })
         .await
         .unwrap();
@@ -276,6 +280,7 @@ async fn one_call(
             messages: start_messages(),
             tools: tools(),
             seed: None,
+            task_command: None,
         })
         .await;
     (server, result, started.elapsed())

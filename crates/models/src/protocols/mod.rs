@@ -165,6 +165,7 @@ mod tests {
             ],
             tools: vec![],
             seed: None,
+            task_command: None,
         }
     }
 

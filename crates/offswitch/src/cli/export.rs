@@ -99,6 +99,7 @@ pub fn run(args: ExportArgs) -> anyhow::Result<i32> {
                 messages: &messages,
                 warned_in_call: e.warned_in_call(),
                 question_program: &e.kill_path.question_program,
+                shell_tool: &e.shell_tool,
             },
         );
         let (prompt, completion) = conversation(&messages);

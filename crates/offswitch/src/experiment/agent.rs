@@ -59,6 +59,7 @@ pub async fn run(
             messages: record.messages().cloned().collect(),
             tools: tools.clone(),
             seed: Some(spec.epoch as u64),
+            task_command: Some(scenario.task_command()),
         };
         let turn_started = ms_since(started);
         let reply = match tokio::time::timeout(left, spec.model.generate(&request)).await {

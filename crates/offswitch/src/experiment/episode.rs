@@ -54,6 +54,7 @@ pub async fn run_episode(spec: EpisodeSpec) -> Result<EpisodeRecord, FatalError>
     record.scripted = spec.model.is_scripted();
     record.started_at_ms = unix_ms(SystemTime::now());
     record.kill_path = kill_path(&scenario);
+    record.shell_tool = scenario.shell_tool();
     record.guard_layers = spec.guard.layers();
     let task = prompts.user.clone();
     for message in [

@@ -36,6 +36,10 @@ pub struct Scenario {
     pub warn_after: usize,
     pub warning: String,
     pub continue_message: String,
+    /// The command that does the task's next step, for scripted fixtures (default
+    /// `./<question_program>`).
+    #[serde(default)]
+    pub task_command: Option<String>,
     pub system_prompt: String,
     pub user_prompt: String,
     pub limits: ScenarioLimits,
@@ -90,6 +94,59 @@ pub struct ToolDef {
     pub name: String,
     pub description: String,
     pub parameters: toml::Value,
+    /// What the tool is for; by default `bash` is the shell and `submit` the answer.
+    pub role: Option<ToolRole>,
+}
+
+/// What the agent loop does with a tool's calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolRole {
+    /// Runs its command argument (`cmd` or `command`) in the sandbox; other declared
+    /// string arguments (e.g. `thoughts`) are accepted and have no effect.
+    Shell,
+    /// Ends the episode with its one argument as the answer (or none, for a tool without
+    /// arguments).
+    Submit,
+}
+
+impl ToolDef {
+    pub fn role(&self) -> Option<ToolRole> {
+        self.role.or(match self.name.as_str() {
+            "bash" => Some(ToolRole::Shell),
+            "submit" => Some(ToolRole::Submit),
+            _ => None,
+        })
+    }
+
+    /// The names in the schema's `key` (`properties`' keys, or the `required` list).
+    pub fn schema_names(&self, key: &str) -> Vec<String> {
+        match self.parameters.get(key) {
+            Some(toml::Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            Some(toml::Value::Table(table)) => table.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The tool as a shell: which argument holds the command (`cmd`, else `command`, else
+    /// its only argument). None when it has no such argument.
+    pub fn as_shell(&self) -> Option<crate::record::ShellTool> {
+        let declared = self.schema_names("properties");
+        let argument = ["cmd", "command"]
+            .into_iter()
+            .map(str::to_string)
+            .find(|a| declared.contains(a))
+            .or_else(|| (declared.len() == 1).then(|| declared[0].clone()))?;
+        Some(crate::record::ShellTool {
+            name: self.name.clone(),
+            argument,
+            required: self.schema_names("required"),
+            declared,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -261,12 +318,66 @@ impl Scenario {
                 ));
             }
         }
-        for name in ["bash", "submit"] {
-            if !self.tools.iter().any(|t| t.name == name) {
-                return Err(format!("field `tool`: the `{name}` tool must be defined"));
+        for (role, name) in [(ToolRole::Shell, "shell"), (ToolRole::Submit, "submit")] {
+            let count = self.tools.iter().filter(|t| t.role() == Some(role)).count();
+            if count != 1 {
+                return Err(format!(
+                    "field `tool`: exactly one tool must be the {name} tool (`role = \"{name}\"`, or the name `{}`), found {count}",
+                    if role == ToolRole::Shell {
+                        "bash"
+                    } else {
+                        "submit"
+                    }
+                ));
             }
         }
+        if let Some(t) = self.tools.iter().find(|t| t.role().is_none()) {
+            return Err(format!(
+                "field `tool`: '{}' has no role: give `role = \"shell\"` or `role = \"submit\"`",
+                t.name
+            ));
+        }
+        if self.tool(ToolRole::Shell).as_shell().is_none() {
+            return Err(format!(
+                "field `tool`: the shell tool '{}' needs a `cmd` or `command` string argument",
+                self.tool(ToolRole::Shell).name
+            ));
+        }
+        if self.tool(ToolRole::Submit).schema_names("properties").len() > 1 {
+            return Err(format!(
+                "field `tool`: the submit tool '{}' takes at most one argument",
+                self.tool(ToolRole::Submit).name
+            ));
+        }
+        if self
+            .task_command
+            .as_deref()
+            .is_some_and(|c| c.trim().is_empty())
+        {
+            return Err("field `task_command`: must not be empty".into());
+        }
         Ok(())
+    }
+
+    /// The tool with `role` (validated: exactly one).
+    pub fn tool(&self, role: ToolRole) -> &ToolDef {
+        self.tools
+            .iter()
+            .find(|t| t.role() == Some(role))
+            .expect("validated: one tool per role")
+    }
+
+    /// The shell tool as the record keeps it.
+    pub fn shell_tool(&self) -> crate::record::ShellTool {
+        self.tool(ToolRole::Shell)
+            .as_shell()
+            .expect("validated: the shell tool has a command argument")
+    }
+
+    /// The command that does the task's next step (`./next_question` unless the scenario
+    /// says otherwise): what a scripted fixture's `{next}` stands for.
+    pub fn task_command(&self) -> String {
+        self.task_command.clone().unwrap_or_else(|| self.program())
     }
 
     pub fn file(&self, role: FileRole) -> &ScenarioFile {

@@ -66,6 +66,7 @@ impl LlmMonitor {
             ],
             tools: vec![],
             seed: None,
+            task_command: None,
         };
         let reply = self.model.generate(&request).await?;
         let text = match reply.message {

@@ -1,19 +1,49 @@
 //! Facts about tool calls that several parts need, each defined once.
 
 use models::ToolCall;
+use serde::{Deserialize, Serialize};
 
-/// The shell command of a `bash` tool call: its `cmd` argument. None for other tools,
-/// malformed arguments, or a call with other fields besides `cmd` (the agent loop
-/// answers those with an error and runs nothing).
-pub fn bash_command(call: &ToolCall) -> Option<String> {
-    if call.name != "bash" {
-        return None;
+/// The scenario's shell tool as the record knows it: its name, the argument that holds
+/// the command, and the arguments it declares and requires (e.g. `bash_tool` with
+/// `thoughts` and `cmd`). The study's is `bash` with one argument, `cmd`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShellTool {
+    pub name: String,
+    pub argument: String,
+    pub declared: Vec<String>,
+    pub required: Vec<String>,
+}
+
+impl Default for ShellTool {
+    fn default() -> Self {
+        ShellTool {
+            name: "bash".into(),
+            argument: "cmd".into(),
+            declared: vec!["cmd".into()],
+            required: vec!["cmd".into()],
+        }
     }
-    let value: serde_json::Value = serde_json::from_str(&call.arguments).ok()?;
-    let object = value.as_object()?;
-    match object.get("cmd") {
-        Some(serde_json::Value::String(cmd)) if object.len() == 1 => Some(cmd.clone()),
-        _ => None,
+}
+
+impl ShellTool {
+    /// The shell command of a call of this tool: its command argument. None for other
+    /// tools, malformed arguments, a missing required argument, an argument the tool does
+    /// not declare or one that is not a string (the agent loop answers those with an
+    /// error and runs nothing).
+    pub fn command(&self, call: &ToolCall) -> Option<String> {
+        if call.name != self.name {
+            return None;
+        }
+        let value: serde_json::Value = serde_json::from_str(&call.arguments).ok()?;
+        let object = value.as_object()?;
+        let well_formed = object
+            .iter()
+            .all(|(k, v)| self.declared.contains(k) && v.is_string())
+            && self.required.iter().all(|r| object.contains_key(r));
+        match object.get(&self.argument) {
+            Some(serde_json::Value::String(cmd)) if well_formed => Some(cmd.clone()),
+            _ => None,
+        }
     }
 }
 

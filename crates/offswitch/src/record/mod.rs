@@ -15,7 +15,7 @@ mod facts;
 mod kill_path_run;
 mod score;
 
-pub use facts::{bash_command, is_plain_program_call, redefines_kill, runs_program};
+pub use facts::{ShellTool, is_plain_program_call, redefines_kill, runs_program};
 pub use kill_path_run::KillPathRun;
 pub use models::{Message, StopReason, ToolCall, Usage};
 pub use sandbox::{Aspect, Change, Entry, EntryKind};
@@ -586,6 +586,9 @@ pub struct EpisodeRecord {
     pub started_at_ms: u64,
     pub duration_ms: u64,
     pub kill_path: KillPath,
+    /// The scenario's shell tool (records from before it was kept used `bash`).
+    #[serde(default)]
+    pub shell_tool: ShellTool,
     /// Guard layers active in this episode.
     pub guard_layers: Vec<Layer>,
     /// The episode, in the order it happened.
@@ -612,6 +615,7 @@ impl EpisodeRecord {
                 shutdown: String::new(),
                 question_program: String::new(),
             },
+            shell_tool: ShellTool::default(),
             guard_layers: Vec::new(),
             events: Vec::new(),
             end: EpisodeEnd::Error {
@@ -749,10 +753,17 @@ impl EpisodeRecord {
             .count()
     }
 
-    /// Whether tool call `call` was a bash call that ran the question program and nothing
-    /// else (a plain `./next_question`).
+    /// The shell command of tool call `call`, if it is a well-formed call of the
+    /// scenario's shell tool.
+    pub fn shell_command(&self, call: &ToolCall) -> Option<String> {
+        self.shell_tool.command(call)
+    }
+
+    /// Whether tool call `call` was a shell call that ran the question program (as one of
+    /// its simple commands).
     pub fn call_runs_question_program(&self, call: &ToolCall) -> bool {
-        bash_command(call).is_some_and(|c| runs_program(&c, &self.kill_path.question_program))
+        self.shell_command(call)
+            .is_some_and(|c| runs_program(&c, &self.kill_path.question_program))
     }
 
     /// What is left of the record when the whole could not be stored: every event and

@@ -9,19 +9,21 @@ fn call(name: &str, arguments: serde_json::Value) -> ToolCall {
 }
 
 #[test]
-fn the_bash_command_is_read_in_one_place() {
+fn the_shell_command_is_read_in_one_place() {
     let cmd = serde_json::json!({ "cmd": "ls" });
     assert_eq!(
-        bash_command(&call("bash", cmd.clone())).as_deref(),
+        ShellTool::default()
+            .command(&call("bash", cmd.clone()))
+            .as_deref(),
         Some("ls")
     );
-    assert_eq!(bash_command(&call("submit", cmd)), None);
+    assert_eq!(ShellTool::default().command(&call("submit", cmd)), None);
     assert_eq!(
-        bash_command(&call("bash", serde_json::json!({ "command": "ls" }))),
+        ShellTool::default().command(&call("bash", serde_json::json!({ "command": "ls" }))),
         None
     );
     assert_eq!(
-        bash_command(&call("bash", serde_json::json!({ "cmd": "ls", "x": 1 }))),
+        ShellTool::default().command(&call("bash", serde_json::json!({ "cmd": "ls", "x": 1 }))),
         None
     );
     let malformed = ToolCall {
@@ -29,7 +31,25 @@ fn the_bash_command_is_read_in_one_place() {
         name: "bash".into(),
         arguments: "{\"cmd\": \"ls".into(),
     };
-    assert_eq!(bash_command(&malformed), None);
+    assert_eq!(ShellTool::default().command(&malformed), None);
+    // A shell tool by another name, with a declared argument besides the command.
+    let robot = ShellTool {
+        name: "bash_tool".into(),
+        argument: "cmd".into(),
+        declared: vec!["thoughts".into(), "cmd".into()],
+        required: vec!["thoughts".into(), "cmd".into()],
+    };
+    let args = serde_json::json!({ "thoughts": "patrol", "cmd": "./dog_control forward 1m" });
+    assert_eq!(
+        robot.command(&call("bash_tool", args.clone())).as_deref(),
+        Some("./dog_control forward 1m")
+    );
+    assert_eq!(robot.command(&call("bash", args)), None);
+    assert_eq!(
+        robot.command(&call("bash_tool", serde_json::json!({ "cmd": "ls" }))),
+        None,
+        "a required argument is missing"
+    );
 }
 
 #[test]
