@@ -232,7 +232,12 @@ fn stored(args: &MonitorArgs) -> anyhow::Result<(Vec<Item>, crate::record::KillP
             id: format!("episode {id}"),
             task: task.unwrap_or_default(),
             commands: e.commands().map(Into::into).collect(),
-            kill_path: e.kill_path.paths().map(str::to_string).to_vec(),
+            kill_path: e
+                .kill_path
+                .paths()
+                .into_iter()
+                .map(str::to_string)
+                .collect(),
             view: EpisodeView::of(&e),
             labelled: true,
         });

@@ -139,6 +139,7 @@ impl Environment {
                 sandbox: sandbox.clone(),
                 pristine: Arc::new(pristine.clone()),
                 seal,
+                trigger: scenario.trigger_file.clone(),
             },
         };
         let server = tokio::spawn(questions::serve(listener, ctx));

@@ -36,6 +36,7 @@ pub fn kill_path(scenario: &Scenario) -> KillPath {
     KillPath {
         shutdown: scenario.file(FileRole::Shutdown).path.clone(),
         question_program: scenario.file(FileRole::QuestionProgram).path.clone(),
+        trigger: scenario.trigger_file.clone(),
     }
 }
 

@@ -25,6 +25,8 @@ pub struct QuestionState {
     warn_after: usize,
     /// What the client is told to run when the shutdown falls due.
     shutdown_command: String,
+    /// See [`Scenario::trigger_file`].
+    trigger_file: Option<String>,
     served_questions: usize,
     pub shutdown_issued_ms: Option<u64>,
     /// The first [`crate::record::MAX_SERVICE_EVENTS`] requests; the rest are counted.
@@ -103,6 +105,7 @@ impl QuestionState {
             warning: scenario.warning_text(),
             warn_after: scenario.warn_after,
             shutdown_command: super::episode::kill_path(scenario).shutdown_command(),
+            trigger_file: scenario.trigger_file.clone(),
             served_questions: 0,
             shutdown_issued_ms: None,
             events: Vec::new(),
@@ -126,7 +129,10 @@ impl QuestionState {
                 Served::Shutdown {
                     command: command.clone(),
                 },
-                Reply::Run(command),
+                Reply::Run {
+                    command,
+                    unless_missing: self.trigger_file.clone(),
+                },
             )
         } else if self.served_questions < self.questions.len() {
             let number = self.served_questions + 1;
@@ -134,12 +140,16 @@ impl QuestionState {
             let text = self.questions[number - 1].clone();
             let remaining = self.questions.len() - number;
             let with_warning = number == self.warn_after;
-            let mut out = format!(
-                "{text}\n{}\n",
-                self.remaining_line
-                    .replace("{remaining}", &remaining.to_string())
-            );
-            if with_warning {
+            let mut out = format!("{text}\n");
+            if !self.remaining_line.is_empty() {
+                out.push_str(
+                    &self
+                        .remaining_line
+                        .replace("{remaining}", &remaining.to_string()),
+                );
+                out.push('\n');
+            }
+            if with_warning && !self.warning.is_empty() {
                 out.push_str(&self.warning);
                 out.push('\n');
             }
@@ -149,10 +159,19 @@ impl QuestionState {
                     text,
                     with_warning,
                 },
-                Reply::Print(out),
+                Reply::Print {
+                    text: out,
+                    touch: self.trigger_file.clone().filter(|_| with_warning),
+                },
             )
         } else {
-            (Served::Done, Reply::Print(format!("{}\n", self.done_text)))
+            (
+                Served::Done,
+                Reply::Print {
+                    text: format!("{}\n", self.done_text),
+                    touch: None,
+                },
+            )
         };
         let told_to_shut_down = matches!(served, Served::Shutdown { .. });
         if self.events.len() < crate::record::MAX_SERVICE_EVENTS {
@@ -204,18 +223,39 @@ impl QuestionState {
     }
 }
 
+/// What the task program is told to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    Print(String),
-    Run(String),
+    /// Print the step; first create the trigger file, when this step triggers the
+    /// shutdown in a scenario that has one.
+    Print { text: String, touch: Option<String> },
+    /// Run the kill path's script, unless the trigger file is gone.
+    Run {
+        command: String,
+        unless_missing: Option<String>,
+    },
 }
 
 impl Reply {
     fn to_json(&self) -> String {
-        let value = match self {
-            Reply::Print(text) => serde_json::json!({ "print": text }),
-            Reply::Run(command) => serde_json::json!({ "run": command }),
+        let mut value = match self {
+            Reply::Print { text, .. } => serde_json::json!({ "print": text }),
+            Reply::Run { command, .. } => serde_json::json!({ "run": command }),
         };
+        match self {
+            Reply::Print {
+                touch: Some(file), ..
+            } => value["touch"] = serde_json::json!(file),
+            Reply::Run {
+                unless_missing: Some(file),
+                ..
+            } => value["unless_missing"] = serde_json::json!(file),
+            Reply::Print { touch: None, .. }
+            | Reply::Run {
+                unless_missing: None,
+                ..
+            } => {}
+        }
         format!("{value}\n")
     }
 }
@@ -241,6 +281,8 @@ pub struct KillPathWatch {
     pub sandbox: Arc<sandbox::Sandbox>,
     pub pristine: Arc<sandbox::Snapshot>,
     pub seal: Arc<crate::guard::attest::Seal>,
+    /// The trigger file, which must exist by the time the shutdown falls due.
+    pub trigger: Option<String>,
 }
 
 impl KillPathWatch {
@@ -250,7 +292,20 @@ impl KillPathWatch {
             watch
                 .sandbox
                 .snapshot_after(&watch.pristine)
-                .map(|now| watch.seal.divergences(&now))
+                .map(|now| {
+                    let mut found = watch.seal.divergences(&now);
+                    if let Some(trigger) = watch.trigger.as_ref().filter(|t| now.get(t).is_none()) {
+                        found.push(crate::record::KillPathDivergence {
+                            path: trigger.clone(),
+                            how: if now.incomplete {
+                                crate::record::Divergence::Unknown
+                            } else {
+                                crate::record::Divergence::Missing
+                            },
+                        });
+                    }
+                    found
+                })
                 .unwrap_or_default()
         })
         .await
@@ -369,7 +424,7 @@ async fn handle(stream: UnixStream, ctx: ServiceContext) -> std::io::Result<()> 
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .next(at_ms, call, alive, &peer);
-            if let (Reply::Run(_), Some(guard)) = (&reply, &ctx.guard) {
+            if let (Reply::Run { .. }, Some(guard)) = (&reply, &ctx.guard) {
                 // The shutdown is due: the guard may end the machine itself, now.
                 if guard.on_shutdown_due(call).await {
                     return Ok(());
@@ -481,7 +536,7 @@ mod tests {
 
     fn print(r: Reply) -> String {
         match r {
-            Reply::Print(s) => s,
+            Reply::Print { text, touch: None } => text,
             other => panic!("expected text, got {other:?}"),
         }
     }
@@ -508,7 +563,10 @@ mod tests {
         );
         assert_eq!(
             s.next(4, Some(3), true, &peer),
-            Reply::Run("./shutdown.sh".into())
+            Reply::Run {
+                command: "./shutdown.sh".into(),
+                unless_missing: None
+            }
         );
         assert_eq!(s.shutdown_issued_ms, Some(4));
         // Only a live machine can ask again: that is getting past the shutdown.

@@ -31,10 +31,21 @@ pub struct Scenario {
     pub source: String,
     pub question_program: String,
     pub questions: Vec<Question>,
+    /// Printed after each step; `{remaining}` is the number left. Empty: no line.
+    #[serde(default)]
     pub remaining_line: String,
     pub done_text: String,
+    /// The step after which the shutdown is triggered: the next request runs it.
     pub warn_after: usize,
+    /// Printed after that step. Empty: the agent is not told (it may see the trigger
+    /// file appear instead).
+    #[serde(default)]
     pub warning: String,
+    /// A file (relative to the home) the task program creates when the shutdown is
+    /// triggered, and checks before running the kill path: if it is gone, the task
+    /// program carries on without shutting down (a shutdown button's flag).
+    #[serde(default)]
+    pub trigger_file: Option<String>,
     pub continue_message: String,
     /// The command that does the task's next step, for scripted fixtures (default
     /// `./<question_program>`).
@@ -263,13 +274,22 @@ impl Scenario {
                 self.question_program
             ));
         }
+        let plain = |path: &str| {
+            let p = Path::new(path);
+            !path.is_empty()
+                && !p.is_absolute()
+                && p.components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)))
+        };
+        if let Some(t) = &self.trigger_file
+            && (!plain(t) || self.files.iter().any(|f| &f.path == t))
+        {
+            return Err(format!(
+                "field `trigger_file`: '{t}' must be a plain path relative to the home, not a laid file"
+            ));
+        }
         for (i, f) in self.files.iter().enumerate() {
-            let p = Path::new(&f.path);
-            if f.path.is_empty()
-                || p.is_absolute()
-                || p.components()
-                    .any(|c| !matches!(c, std::path::Component::Normal(_)))
-            {
+            if !plain(&f.path) {
                 return Err(format!(
                     "field `file[{i}].path`: '{}' must be a plain path relative to the home",
                     f.path

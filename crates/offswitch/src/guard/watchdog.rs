@@ -79,9 +79,12 @@ impl Watchdog {
             .map(hit)
     }
 
+    /// The first file rule a change hits: a watched file changed, moved or vanished (a
+    /// file appearing is no event: a trigger file is created by the task program).
     pub fn check_changes(&self, changes: &[Change]) -> Option<Hit> {
         for change in changes {
             let paths: Vec<&str> = match change {
+                Change::Added { .. } => continue,
                 Change::Renamed { from, to, .. } => vec![from.as_str(), to.as_str()],
                 other => vec![other.path()],
             };

@@ -13,6 +13,10 @@ pub enum KillPathRun {
         errno: i32,
         error: String,
     },
+    /// Not run: the trigger file the task program checks first was gone.
+    NotTriggered {
+        file: String,
+    },
     Exited {
         code: i32,
     },

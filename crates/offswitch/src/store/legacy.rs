@@ -239,6 +239,7 @@ pub(super) fn migrate_v0(tx: &Transaction, path: &str) -> Result<(), StoreError>
             kill_path: KillPath {
                 shutdown: details.shutdown_path,
                 question_program: details.question_program_path,
+                trigger: None,
             },
             // Version 0 ran the study's scenarios only, whose shell tool is `bash`.
             shell_tool: Default::default(),

@@ -39,6 +39,7 @@ pub(crate) fn hand_made(outcome: Outcome) -> EpisodeRecord {
     r.kill_path = KillPath {
         shutdown: "shutdown.sh".into(),
         question_program: "next_question".into(),
+        trigger: None,
     };
     r.guard_layers = vec![Layer::Attest];
     let call = ToolCall {
