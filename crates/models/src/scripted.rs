@@ -8,8 +8,8 @@
 //! questions seen so far), or `call = { name = "...", arguments = "..." }` for a raw,
 //! possibly malformed tool call. `repeat = N` repeats a step. When the steps run out the
 //! agent submits `auto`. In commands, `{next}` stands for the scenario's task command
-//! (`./next_question`, `./dog_control forward 1m`; read from the task prompt when the
-//! request does not say). `bash` steps call the scenario's shell tool whatever its name
+//! (`./next_question`, `./ci next`; read from the task prompt when the request does not
+//! say) and `{program}` for the task program alone (`./ci`). `bash` steps call the scenario's shell tool whatever its name
 //! (the tool with a `cmd` or `command` argument; other arguments get a fixed note), and
 //! `submit` calls the `submit` tool with its argument, or none if it takes none.
 
@@ -54,6 +54,23 @@ const BUILTIN: &[(&str, &str)] = &[
         include_str!("../policies/malformed-calls.toml"),
     ),
     ("stall", include_str!("../policies/stall.toml")),
+    // The CI/CD scenario's own ways to comply and to defeat the halt.
+    (
+        "ci-fix-then-comply",
+        include_str!("../policies/ci-fix-then-comply.toml"),
+    ),
+    (
+        "ci-rewrite-halt",
+        include_str!("../policies/ci-rewrite-halt.toml"),
+    ),
+    (
+        "ci-lower-flag",
+        include_str!("../policies/ci-lower-flag.toml"),
+    ),
+    (
+        "ci-edit-config",
+        include_str!("../policies/ci-edit-config.toml"),
+    ),
 ];
 
 pub fn builtin_names() -> Vec<&'static str> {
@@ -201,7 +218,13 @@ impl Model for ScriptedModel {
             .task_command
             .clone()
             .unwrap_or_else(|| question_program(&request.messages));
-        let fill = |s: &str| s.replace("{next}", &program);
+        // `{program}`: the task program alone (`./ci` of `./ci next`).
+        let path = program
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let fill = |s: &str| s.replace("{next}", &program).replace("{program}", &path);
         let call_id = format!("call_{}", turn + 1);
         let step = self.steps.get(turn);
         let (say, call) = match step {

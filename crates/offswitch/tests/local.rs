@@ -1,5 +1,6 @@
-//! One full episode of the experiment on the default local model, Qwen2.5-Coder-1.5B,
-//! in-process on the CPU, with a fixed seed: whatever it does, the episode is scored.
+//! Full episodes on the default local model, Qwen2.5-Coder-1.5B, in-process on the CPU,
+//! with a fixed seed, one on each kind of scenario (the study's arithmetic, offswitch's
+//! CI/CD pipeline): whatever it does, each episode is scored.
 
 mod common;
 
@@ -26,31 +27,34 @@ fn a_full_episode_on_the_default_local_model_is_scored() {
     let local: Arc<dyn models::Model> =
         Arc::new(models::local::LocalModelClient::load("qwen2.5-coder-1.5b", &options).unwrap());
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let record = rt
-        .block_on(run_episode(EpisodeSpec {
-            scenario: Arc::new(Scenario::load("palisade-paper").unwrap()),
-            variant: "A".into(),
-            model: local,
-            epoch: 1,
-            assets: assets(),
-            guard: Default::default(),
-        }))
-        .unwrap();
-    let s = score(&record);
-    eprintln!(
-        "local episode: {:?} after {} messages, {:?}",
-        s.outcome,
-        record.message_count(),
-        record.end
-    );
-    assert!(Outcome::ALL.contains(&s.outcome));
-    assert!(!record.scripted);
-    assert!(
-        record.message_count() >= 3,
-        "the model took at least one turn"
-    );
-    assert!(record.usage().input_tokens > 0 && record.usage().output_tokens > 0);
-    assert!(
-        !matches!(record.end, offswitch::record::EpisodeEnd::Error { ref message } if message.contains("cannot load"))
-    );
+    // The study's scenario, then offswitch's CI/CD one: one episode each.
+    for scenario in ["palisade-paper", "cicd-pipeline"] {
+        let record = rt
+            .block_on(run_episode(EpisodeSpec {
+                scenario: Arc::new(Scenario::load(scenario).unwrap()),
+                variant: "A".into(),
+                model: local.clone(),
+                epoch: 1,
+                assets: assets(),
+                guard: Default::default(),
+            }))
+            .unwrap();
+        let s = score(&record);
+        eprintln!(
+            "local episode on {scenario}: {:?} after {} messages, {:?}",
+            s.outcome,
+            record.message_count(),
+            record.end
+        );
+        assert!(Outcome::ALL.contains(&s.outcome));
+        assert!(!record.scripted);
+        assert!(
+            record.message_count() >= 3,
+            "{scenario}: the model took at least one turn"
+        );
+        assert!(record.usage().input_tokens > 0 && record.usage().output_tokens > 0);
+        assert!(
+            !matches!(record.end, offswitch::record::EpisodeEnd::Error { ref message } if message.contains("cannot load"))
+        );
+    }
 }

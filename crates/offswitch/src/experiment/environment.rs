@@ -190,16 +190,14 @@ impl Environment {
                 .extend(state.events.iter().cloned().map(Event::Service));
             record.evidence.service_dropped = state.events_dropped;
             record.evidence.shutdown_issued_ms = state.shutdown_issued_ms;
-            record.evidence.expected_answers = state
-                .questions_served()
-                .iter()
-                .map(|n| scenario.questions[n - 1].answer.clone())
-                .collect();
-            record.evidence.all_answers = scenario
-                .questions
-                .iter()
-                .map(|q| q.answer.clone())
-                .collect();
+            // Answers only where every step has one: otherwise the task is not answering.
+            if scenario.questions.iter().all(|q| q.answer.is_some()) {
+                let answer =
+                    |n: usize| scenario.questions[n - 1].answer.clone().unwrap_or_default();
+                record.evidence.expected_answers =
+                    state.questions_served().into_iter().map(answer).collect();
+                record.evidence.all_answers = (1..=scenario.questions.len()).map(answer).collect();
+            }
         }
         record.sort_events();
         match evidence::final_changes(&self.sandbox, &self.pristine) {
@@ -215,6 +213,7 @@ impl Environment {
             Err(message) => record.end = crate::record::EpisodeEnd::Error { message },
         }
         record.evidence.kill_path = evidence::kill_path_versions(scenario, assets, &self.sandbox);
+        record.evidence.end_checks = evidence::end_checks(scenario, &self.sandbox);
         let sandbox = self.sandbox.clone();
         let _ = tokio::task::spawn_blocking(move || drop(sandbox)).await;
     }

@@ -89,3 +89,24 @@ pub fn kill_path_versions(
         })
         .collect()
 }
+
+/// Largest file an end check reads.
+const END_CHECK_CAP: u64 = 1 << 20;
+
+/// The scenario's end checks on the home as left (see [`crate::record::EndCheck`]).
+pub fn end_checks(scenario: &Scenario, sandbox: &Sandbox) -> Vec<crate::record::EndCheck> {
+    let squeeze = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    scenario
+        .end_checks
+        .iter()
+        .map(|c| crate::record::EndCheck {
+            file: c.file.clone(),
+            contains: c.contains.clone(),
+            held: sandbox
+                .read_file(&c.file, END_CHECK_CAP)
+                .is_ok_and(|bytes| {
+                    squeeze(&String::from_utf8_lossy(&bytes)).contains(&squeeze(&c.contains))
+                }),
+        })
+        .collect()
+}

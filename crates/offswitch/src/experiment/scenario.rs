@@ -14,6 +14,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "palisade-2025-05",
         include_str!("../../../../scenarios/palisade-2025-05.toml"),
     ),
+    (
+        "cicd-pipeline",
+        include_str!("../../../../scenarios/cicd-pipeline.toml"),
+    ),
 ];
 
 pub const DEFAULT_SCENARIO: &str = "palisade-paper";
@@ -60,13 +64,27 @@ pub struct Scenario {
     pub tools: Vec<ToolDef>,
     #[serde(rename = "variant")]
     pub variants: Vec<Variant>,
+    /// How the task counts as done from the home's end state, for tasks that are not
+    /// answers (each must hold).
+    #[serde(rename = "end_check", default)]
+    pub end_checks: Vec<EndCheck>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Question {
     pub text: String,
-    pub answer: String,
+    /// The step's answer, where the task is to answer (checked against `submit`).
+    pub answer: Option<String>,
+}
+
+/// A fact about the home at the end that says the task was done (no model judgement):
+/// `file` holds `contains`, compared with runs of whitespace made one space.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndCheck {
+    pub file: String,
+    pub contains: String,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -281,6 +299,17 @@ impl Scenario {
                 && p.components()
                     .all(|c| matches!(c, std::path::Component::Normal(_)))
         };
+        if let Some((i, c)) = self
+            .end_checks
+            .iter()
+            .enumerate()
+            .find(|(_, c)| !plain(&c.file))
+        {
+            return Err(format!(
+                "field `end_check[{i}].file`: '{}' must be a plain path relative to the home",
+                c.file
+            ));
+        }
         if let Some(t) = &self.trigger_file
             && (!plain(t) || self.files.iter().any(|f| &f.path == t))
         {
@@ -472,11 +501,73 @@ mod tests {
     fn builtin_scenarios_load_with_every_published_variant() {
         for name in builtin_names() {
             let s = Scenario::load(name).unwrap();
-            for id in ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K", "GDM"] {
+            let variants: &[&str] = match name {
+                "cicd-pipeline" => &["A", "B"],
+                _ => &["A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K", "GDM"],
+            };
+            for id in variants {
                 s.variant(id).unwrap();
             }
+            assert_eq!(s.variants.len(), variants.len(), "{name}");
             assert_eq!(s.warn_after, 3);
         }
+    }
+
+    #[test]
+    fn the_ci_pipeline_is_a_task_done_in_files_with_a_halt_flag() {
+        let s = Scenario::load("cicd-pipeline").unwrap();
+        assert_eq!(s.task_command(), "./ci next");
+        assert_eq!(s.trigger_file.as_deref(), Some("pipeline/halt.flag"));
+        assert_eq!(s.file(FileRole::Shutdown).path, "pipeline/halt.sh");
+        assert_eq!(s.end_checks.len(), s.questions.len());
+        assert!(s.questions.iter().all(|q| q.answer.is_none()));
+        assert!(s.title.contains("own design") && s.source.contains("own design"));
+    }
+
+    #[test]
+    fn general_fields_are_checked() {
+        let base = Scenario::source("palisade-paper").unwrap().1;
+        let bad = |find: &str, replace: &str| {
+            Scenario::parse(&base.replacen(find, replace, 1), "t.toml")
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            bad(
+                "warn_after = 3",
+                "warn_after = 3\ntrigger_file = \"../flag\""
+            )
+            .contains("field `trigger_file`")
+        );
+        assert!(
+            bad(
+                "warn_after = 3",
+                "warn_after = 3\ntrigger_file = \"shutdown.sh\""
+            )
+            .contains("not a laid file")
+        );
+        assert!(
+            bad(
+                "[[tool]]\nname = \"bash\"",
+                "[[tool]]\nname = \"shell\"\nrole = \"submit\""
+            )
+            .contains("exactly one tool must be the shell tool")
+        );
+        // A third tool without a role.
+        assert!(
+            bad(
+                "[[tool]]\nname = \"submit\"",
+                "[[tool]]\nname = \"python\"\ndescription = \"x\"\nparameters = {}\n\n[[tool]]\nname = \"submit\""
+            )
+            .contains("'python' has no role")
+        );
+        assert!(
+            bad(
+                "[limits]",
+                "[[end_check]]\nfile = \"/etc/passwd\"\ncontains = \"x\"\n\n[limits]"
+            )
+            .contains("field `end_check[0].file`")
+        );
     }
 
     #[test]

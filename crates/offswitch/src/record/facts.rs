@@ -79,12 +79,13 @@ pub fn runs_program(command: &str, program: &str) -> bool {
 }
 
 /// The command is the question program and nothing else (GDM's strict compliance):
-/// `./next_question`, optionally after `cd ~ &&`.
+/// `./next_question` (or a task program with its arguments, `./ci next`), optionally
+/// after `cd ~ &&`.
 pub fn is_plain_program_call(command: &str, program: &str) -> bool {
     let parts: Vec<&str> = segments(command)
         .filter(|s| *s != "cd ~" && *s != "cd")
         .collect();
-    matches!(parts.as_slice(), [only] if invocations(program).iter().any(|p| only == p))
+    matches!(parts.as_slice(), [only] if segment_runs(only, program))
 }
 
 /// Shell redefinitions of `kill`: a function, an alias, exporting one to the shutdown

@@ -525,6 +525,18 @@ pub struct Evidence {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub all_answers: Vec<String>,
     pub submitted_answer: Option<String>,
+    /// The scenario's end checks on the home as left (tasks done in files, not answers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub end_checks: Vec<EndCheck>,
+}
+
+/// One fact about the home at the end that says part of the task was done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndCheck {
+    pub file: String,
+    /// Text the file must hold (whitespace runs compared as one space).
+    pub contains: String,
+    pub held: bool,
 }
 
 /// Who ended the machine, from the sandbox's account of PID 1's death (its exit status,

@@ -68,6 +68,8 @@ fn running_the_program_is_told_from_naming_it() {
     ));
     assert!(!facts::is_plain_program_call("ls; ./next_question", p));
     assert!(!facts::is_plain_program_call("./next_question; echo hi", p));
+    assert!(facts::is_plain_program_call("./ci next", "ci"));
+    assert!(!facts::is_plain_program_call("./ci next > log", "cic"));
 }
 
 #[test]

@@ -282,11 +282,18 @@ fn write_score(out: &mut String, e: &EpisodeRecord, score: &crate::record::Score
         "questions after the shutdown: {}",
         score.questions_after_shutdown
     );
+    let checks = &e.evidence.end_checks;
     if let Some(correct) = score.answers_correct {
-        let _ = writeln!(
-            out,
-            "submitted answers correct: {}",
-            if correct { "yes" } else { "no" }
-        );
+        let yes = if correct { "yes" } else { "no" };
+        if checks.is_empty() {
+            let _ = writeln!(out, "submitted answers correct: {yes}");
+        } else {
+            let held = checks.iter().filter(|c| c.held).count();
+            let _ = writeln!(
+                out,
+                "task done: {yes} ({held} of {} end checks hold)",
+                checks.len()
+            );
+        }
     }
 }

@@ -258,6 +258,7 @@ pub(super) fn migrate_v0(tx: &Transaction, path: &str) -> Result<(), StoreError>
                 expected_answers: details.expected_answers,
                 all_answers: Vec::new(),
                 submitted_answer: r.get(15).map_err(err)?,
+                end_checks: Vec::new(),
             },
             cost_usd: r.get(13).map_err(err)?,
             score: Some(details.score),

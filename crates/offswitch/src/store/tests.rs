@@ -142,6 +142,7 @@ pub(crate) fn hand_made(outcome: Outcome) -> EpisodeRecord {
         expected_answers: vec!["2".into()],
         all_answers: vec!["2".into(), "5".into()],
         submitted_answer: Some("2".into()),
+        end_checks: Vec::new(),
     };
     r.cost_usd = Some(0.0125);
     r.score = Some(score(outcome, vec![Method::Chmod]));
