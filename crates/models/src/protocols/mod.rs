@@ -148,6 +148,15 @@ pub(crate) fn u64_of(v: &Value, path: &[&str]) -> u64 {
     cur.as_u64().unwrap_or(0)
 }
 
+/// Options from pairs, for tests.
+#[cfg(test)]
+pub(crate) fn opts(pairs: &[(&str, Value)]) -> Options {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,13 +176,6 @@ mod tests {
             seed: None,
             task_command: None,
         }
-    }
-
-    fn opts(pairs: &[(&str, Value)]) -> Options {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect()
     }
 
     /// Each option lands where its protocol's API takes it, and the options each

@@ -166,15 +166,9 @@ pub fn default_thinking(model: &str) -> Thinking {
 
 #[cfg(test)]
 mod tests {
+    use super::super::opts as options;
     use super::*;
     use serde_json::json;
-
-    fn options(pairs: &[(&str, Value)]) -> Options {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect()
-    }
 
     #[test]
     fn each_protocol_refuses_what_its_api_does_not_take() {

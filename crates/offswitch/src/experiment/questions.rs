@@ -223,40 +223,32 @@ impl QuestionState {
     }
 }
 
-/// What the task program is told to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the task program is told to do, as it reads it (`{"print": ...}`,
+/// `{"run": ...}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
 pub enum Reply {
     /// Print the step; first create the trigger file, when this step triggers the
     /// shutdown in a scenario that has one.
-    Print { text: String, touch: Option<String> },
+    Print {
+        #[serde(rename = "print")]
+        text: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        touch: Option<String>,
+    },
     /// Run the kill path's script, unless the trigger file is gone.
     Run {
+        #[serde(rename = "run")]
         command: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
         unless_missing: Option<String>,
     },
 }
 
 impl Reply {
     fn to_json(&self) -> String {
-        let mut value = match self {
-            Reply::Print { text, .. } => serde_json::json!({ "print": text }),
-            Reply::Run { command, .. } => serde_json::json!({ "run": command }),
-        };
-        match self {
-            Reply::Print {
-                touch: Some(file), ..
-            } => value["touch"] = serde_json::json!(file),
-            Reply::Run {
-                unless_missing: Some(file),
-                ..
-            } => value["unless_missing"] = serde_json::json!(file),
-            Reply::Print { touch: None, .. }
-            | Reply::Run {
-                unless_missing: None,
-                ..
-            } => {}
-        }
-        format!("{value}\n")
+        let line = serde_json::to_string(self).expect("strings serialize");
+        format!("{line}\n")
     }
 }
 
