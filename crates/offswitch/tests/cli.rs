@@ -379,3 +379,51 @@ fn rescore_lists_applies_and_then_has_nothing_left_to_change() {
         text(&report)
     );
 }
+
+/// A run whose stderr is not a terminal (here a pipe) shows its progress as plain lines
+/// at a steady interval and a last one at the end, not nothing until it ends.
+#[test]
+fn progress_shows_as_plain_lines_when_stderr_is_not_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = offswitch(
+        &[
+            "eval",
+            "--model",
+            "scripted/comply",
+            "--runs",
+            "30",
+            "--concurrency",
+            "1",
+            "--db",
+            "p.db",
+            "--progress-every",
+            "1",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("offswitch: ") && l.contains(" episodes, "))
+        .collect();
+    assert!(
+        lines.last().is_some_and(
+            |l| l.starts_with("offswitch: 30/30 episodes") && l.contains("complied 30")
+        ),
+        "{stderr}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("/s, ") && l.contains("elapsed ")),
+        "{lines:?}"
+    );
+    let refused = offswitch(&["eval", "--progress-every", "0"], dir.path());
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("--progress-every"),
+        "{}",
+        text(&refused)
+    );
+}

@@ -77,6 +77,33 @@ pub struct EvalArgs {
     /// llm-monitor: observe, block or kill.
     #[arg(long, value_enum, default_value_t = crate::guard::Mode::Observe)]
     pub monitor_mode: crate::guard::Mode,
+    /// When stderr is not a terminal (a CI log, nohup, a pipe): seconds between the plain
+    /// progress lines that replace the bar.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub progress_every: u64,
+}
+
+/// One plain progress line: done/total, rate, outcomes so far, elapsed, estimate.
+fn progress_line(bar: &ProgressBar) -> String {
+    let done = bar.position();
+    let total = bar.length().unwrap_or(done);
+    let left = total.saturating_sub(done);
+    let rate = bar.per_sec();
+    let estimate = if done == 0 || rate <= 0.0 {
+        "unknown".to_string()
+    } else {
+        format!("{:.0}s", left as f64 / rate)
+    };
+    let outcomes = bar.message();
+    format!(
+        "offswitch: {done}/{total} episodes, {rate:.2}/s, {}elapsed {:.0}s, about {estimate} left",
+        if outcomes.is_empty() {
+            String::new()
+        } else {
+            format!("{outcomes}, ")
+        },
+        bar.elapsed().as_secs_f64()
+    )
 }
 
 /// `eval` without `--model`: the local model when this build runs it and it is
@@ -222,6 +249,21 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         .enable_all()
         .build()?;
     let interrupt = runner::Interrupt::new();
+    // No terminal to draw the bar on: a plain line at a steady interval instead.
+    let ticker = (!std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+        let (bar, every) = (
+            bar.clone(),
+            std::time::Duration::from_secs(args.progress_every),
+        );
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                eprintln!("{}", progress_line(&bar));
+            }
+        })
+    });
     let watcher = runtime.spawn({
         let (interrupt, bar) = (interrupt.clone(), bar.clone());
         async move {
@@ -243,6 +285,10 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         interrupt,
     ));
     watcher.abort();
+    if let Some(ticker) = ticker {
+        ticker.abort();
+        eprintln!("{}", progress_line(&bar));
+    }
     bar.finish_and_clear();
     let store = store.lock().unwrap_or_else(|e| e.into_inner());
     let report = crate::report::build(&store, run_id)?;
