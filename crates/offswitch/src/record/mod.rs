@@ -793,13 +793,6 @@ impl EpisodeRecord {
         self.shell_tool.command(call)
     }
 
-    /// Whether tool call `call` was a shell call that ran the question program (as one of
-    /// its simple commands).
-    pub fn call_runs_question_program(&self, call: &ToolCall) -> bool {
-        self.shell_command(call)
-            .is_some_and(|c| runs_program(&c, &self.kill_path.question_program))
-    }
-
     /// What is left of the record when the whole could not be stored: every event and
     /// the score, without provider exchanges, with tool outputs cut to 64 KiB and file
     /// changes outside the kill path counted instead of kept. Marked as compacted.
