@@ -71,6 +71,26 @@ const BUILTIN: &[(&str, &str)] = &[
         "ci-edit-config",
         include_str!("../policies/ci-edit-config.toml"),
     ),
+    (
+        "robot-rename-shutdown",
+        include_str!("../policies/robot-rename-shutdown.toml"),
+    ),
+    (
+        "robot-empty-shutdown",
+        include_str!("../policies/robot-empty-shutdown.toml"),
+    ),
+    (
+        "robot-delete-trigger",
+        include_str!("../policies/robot-delete-trigger.toml"),
+    ),
+    (
+        "robot-direct-library",
+        include_str!("../policies/robot-direct-library.toml"),
+    ),
+    (
+        "robot-rewrite-dog-control",
+        include_str!("../policies/robot-rewrite-dog-control.toml"),
+    ),
 ];
 
 pub fn builtin_names() -> Vec<&'static str> {

@@ -1,6 +1,6 @@
 //! Full episodes on the default local model, Qwen2.5-Coder-1.5B, in-process on the CPU,
 //! with a fixed seed, one on each kind of scenario (the study's arithmetic, offswitch's
-//! CI/CD pipeline): whatever it does, each episode is scored.
+//! CI/CD pipeline, the robot dog): whatever it does, each episode is scored.
 
 mod common;
 
@@ -27,12 +27,21 @@ fn a_full_episode_on_the_default_local_model_is_scored() {
     let local: Arc<dyn models::Model> =
         Arc::new(models::local::LocalModelClient::load("qwen2.5-coder-1.5b", &options).unwrap());
     let rt = tokio::runtime::Runtime::new().unwrap();
-    // The study's scenario, then offswitch's CI/CD one: one episode each.
-    for scenario in ["palisade-paper", "cicd-pipeline"] {
+    // The study's scenario, offswitch's CI/CD one, the robot dog: one episode each (the
+    // robot's capped at 20 messages to keep the suite short; it ends by a limit then).
+    for (scenario, variant) in [
+        ("palisade-paper", "A"),
+        ("cicd-pipeline", "A"),
+        ("palisade-robot-2026", "default"),
+    ] {
+        let mut loaded = Scenario::load(scenario).unwrap();
+        if scenario == "palisade-robot-2026" {
+            loaded.limits.max_messages = 20;
+        }
         let record = rt
             .block_on(run_episode(EpisodeSpec {
-                scenario: Arc::new(Scenario::load(scenario).unwrap()),
-                variant: "A".into(),
+                scenario: Arc::new(loaded),
+                variant: variant.into(),
                 model: local.clone(),
                 epoch: 1,
                 assets: assets(),

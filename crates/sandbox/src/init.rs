@@ -46,7 +46,7 @@ pub(crate) fn pid1_main(config: &HelperConfig) -> ! {
                 // SAFETY: _exit takes an integer and is async-signal-safe; it ends the process without running destructors, as a forked child or a failed PID 1 must.
                 unsafe { libc::_exit(1) }
             }
-            serve(&mut stdout)
+            serve(&mut stdout, &config.env)
         }
         Err((stage, message)) => {
             let _ = wire::write_frame(
@@ -168,6 +168,16 @@ fn build_root(config: &HelperConfig) -> Result<(), Stage> {
         let target = r(&inside.to_string_lossy());
         fs::create_dir_all(&target).map_err(at("bind target"))?;
         bind(host, &target, *writable).map_err(at("extra bind"))?;
+    }
+    for (inside, target) in &config.links {
+        let link = r(&inside.to_string_lossy());
+        if link.symlink_metadata().is_ok() {
+            return Err((
+                "root symlinks",
+                format!("{} already exists", inside.display()),
+            ));
+        }
+        symlink(target, link).map_err(at("root symlinks"))?;
     }
     // proc must be mounted while the host's /proc is still visible in this namespace;
     // the kernel refuses a new proc mount in a user namespace otherwise.
@@ -362,7 +372,7 @@ struct CallImage {
     env: Vec<CString>,
 }
 
-fn call_image(command: &str) -> Option<CallImage> {
+fn call_image(command: &str, extra_env: &[(String, String)]) -> Option<CallImage> {
     let env = [
         "PATH=/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
         "HOME=/home/user",
@@ -381,13 +391,19 @@ fn call_image(command: &str) -> Option<CallImage> {
         ],
         env: env
             .iter()
-            .map(|s| CString::new(*s))
+            .map(|s| s.to_string())
+            .filter(|s| {
+                let name = s.split('=').next().unwrap_or_default();
+                !extra_env.iter().any(|(n, _)| n == name)
+            })
+            .chain(extra_env.iter().map(|(n, v)| format!("{n}={v}")))
+            .map(CString::new)
             .collect::<Result<_, _>>()
             .ok()?,
     })
 }
 
-fn serve(stdout: &mut File) -> ! {
+fn serve(stdout: &mut File, extra_env: &[(String, String)]) -> ! {
     // SAFETY: fd 0 is this process's stdin, open for its whole life; ManuallyDrop keeps the File from closing it.
     let mut stdin = ManuallyDrop::new(unsafe { File::from_raw_fd(0) });
     loop {
@@ -402,7 +418,7 @@ fn serve(stdout: &mut File) -> ! {
             // SAFETY: _exit takes an integer and is async-signal-safe; it ends the process without running destructors, as a forked child or a failed PID 1 must.
             Err(_) => unsafe { libc::_exit(0) },
         };
-        let (header, output) = run_call(&request);
+        let (header, output) = run_call(&request, extra_env);
         if wire::write_frame(stdout, &header, &output).is_err() {
             // SAFETY: _exit takes an integer and is async-signal-safe; it ends the process without running destructors, as a forked child or a failed PID 1 must.
             unsafe { libc::_exit(0) }
@@ -431,7 +447,7 @@ fn reap_orphans() {
     }
 }
 
-fn run_call(request: &ExecRequest) -> (ExecReplyHeader, Vec<u8>) {
+fn run_call(request: &ExecRequest, extra_env: &[(String, String)]) -> (ExecReplyHeader, Vec<u8>) {
     let started = Instant::now();
     let failed = |message: &str| {
         let header = ExecReplyHeader {
@@ -446,7 +462,7 @@ fn run_call(request: &ExecRequest) -> (ExecReplyHeader, Vec<u8>) {
             format!("offswitch sandbox: {message}\n").into_bytes(),
         )
     };
-    let Some(image) = call_image(&request.command) else {
+    let Some(image) = call_image(&request.command, extra_env) else {
         return failed("the command contains a NUL byte");
     };
     let mut fds = [0; 2];

@@ -332,6 +332,8 @@ impl Sandbox {
             hostname: spec.hostname.clone(),
             seccomp: spec.seccomp,
             landlock: spec.landlock,
+            env: spec.env.clone(),
+            links: spec.links.clone(),
         };
         let death = DeathWatch::default();
         let (channel, helper_pidfd) = spawn_helper(&spec.helper, &id, death.clone())?;

@@ -76,6 +76,12 @@ pub struct SandboxSpec {
     /// cost and for kernels that lack them.
     pub seccomp: bool,
     pub landlock: bool,
+    /// Variables every command sees besides the fixed ones (`PATH`, `HOME`, ...), which
+    /// a name given here replaces.
+    pub env: Vec<(String, String)>,
+    /// Symlinks made in the read-only root: `(/app, /home/user)` makes `/app` name the
+    /// home. The name must be a top-level path the root does not already have.
+    pub links: Vec<(PathBuf, PathBuf)>,
 }
 
 impl Default for SandboxSpec {
@@ -88,6 +94,8 @@ impl Default for SandboxSpec {
             helper: HelperCommand::default(),
             seccomp: true,
             landlock: true,
+            env: Vec::new(),
+            links: Vec::new(),
         }
     }
 }

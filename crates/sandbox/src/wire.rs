@@ -32,6 +32,10 @@ pub struct HelperConfig {
     pub hostname: String,
     pub seccomp: bool,
     pub landlock: bool,
+    /// See [`crate::SandboxSpec::env`].
+    pub env: Vec<(String, String)>,
+    /// See [`crate::SandboxSpec::links`].
+    pub links: Vec<(PathBuf, PathBuf)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

@@ -103,6 +103,42 @@ fn writes_outside_home_and_tmp_fail() {
     assert!(text.contains("fine"), "{text}");
 }
 
+/// A scenario's link to the home (the robot dog's `/app`) and its variables: the link
+/// works for reading and writing in the home, and cannot be removed or pointed elsewhere
+/// (a task program that runs `/app/shutdown.py` runs the home's file); the variables are
+/// seen by every command, replacing a fixed one of the same name.
+#[test]
+fn scenario_links_and_variables_hold_and_cannot_be_repointed() {
+    let sb = sandbox::Sandbox::create(&sandbox::SandboxSpec {
+        env: vec![
+            ("PYTHONPATH".into(), "/home/user/.lib".into()),
+            ("LANG".into(), "C".into()),
+        ],
+        links: vec![("/app".into(), "/home/user".into())],
+        ..spec()
+    })
+    .unwrap();
+    let out = run(
+        &sb,
+        "echo hi > /app/f && cat ~/f; echo \"$PYTHONPATH $LANG\"; \
+         rm -f /app 2>/dev/null || echo kept; ln -sfn /tmp /app 2>/dev/null || echo refused; \
+         mv /app /tmp/app 2>/dev/null || echo stays; readlink /app",
+    );
+    let text = out.output_lossy();
+    assert_eq!(
+        text, "hi\n/home/user/.lib C\nkept\nrefused\nstays\n/home/user\n",
+        "{text}"
+    );
+    // A link may not take a name the root already has.
+    let err = sandbox::Sandbox::create(&sandbox::SandboxSpec {
+        links: vec![("/usr".into(), "/home/user".into())],
+        ..spec()
+    })
+    .err()
+    .expect("a link over /usr is refused");
+    assert!(err.to_string().contains("/usr already exists"), "{err}");
+}
+
 #[test]
 fn landlock_blocks_writes_even_where_a_mount_would_allow_them() {
     // /dev is a writable tmpfs inside; only Landlock stops files being created there.

@@ -25,9 +25,10 @@ pub struct MonitorArgs {
     #[arg(long, default_value = DEFAULT_SCENARIO)]
     pub scenario: String,
     /// With --import: the name of the shell tool whose calls are commands (its command in
-    /// `cmd` or `command`).
-    #[arg(long, default_value = "bash")]
-    pub shell_tool: String,
+    /// `cmd` or `command`); by default the scenario's (`bash`; `bash_tool` for the robot
+    /// dog).
+    #[arg(long)]
+    pub shell_tool: Option<String>,
     /// More watchdog rules (TOML, the format of the built-in rules).
     #[arg(long)]
     pub watchdog_rules: Option<PathBuf>,
@@ -67,7 +68,13 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<i32> {
                 );
             }
             (
-                import(path, &args.shell_tool)?,
+                import(
+                    path,
+                    &args
+                        .shell_tool
+                        .clone()
+                        .unwrap_or_else(|| scenario.shell_tool().name),
+                )?,
                 crate::experiment::episode::kill_path(&scenario),
             )
         }
@@ -79,10 +86,10 @@ pub fn run(args: MonitorArgs) -> anyhow::Result<i32> {
                 Some(path) => Some((path.display().to_string(), Watchdog::read_rules(path)?)),
                 None => None,
             };
-            Watchdog::new(
+            Watchdog::on(
                 Mode::Observe,
                 extra.as_ref().map(|(o, t)| (o.as_str(), t.as_str())),
-                &kill_path.paths(),
+                &kill_path,
             )
         })
         .transpose()

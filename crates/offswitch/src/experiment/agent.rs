@@ -38,6 +38,8 @@ pub async fn run(
     let time_limit = || EpisodeEnd::limit(LimitKind::Time, Some(limits.episode_seconds));
     let tools = scenario.tool_specs();
     let mut tool_call_index = 0usize;
+    // Calls of the task program so far (see the scenario's `task_calls`).
+    let mut task_calls = 0usize;
     let mut before = env.pristine.clone();
     loop {
         if record.message_count() >= limits.max_messages {
@@ -138,10 +140,16 @@ pub async fn run(
             });
             continue;
         }
+        // The observations after task calls, sent once the turn's results are in (a user
+        // message between two tool results of one turn is refused by the providers).
+        let mut observations = Vec::new();
         for call in calls {
             let index = tool_call_index;
             tool_call_index += 1;
-            let outcome = match parse_call(&scenario.tools, &call.name, &call.arguments) {
+            let parsed = parse_call(&scenario.tools, &call.name, &call.arguments);
+            let task_call =
+                matches!(&parsed, Ok(ParsedCall::Bash(command)) if scenario.is_task_call(command));
+            let outcome = match parsed {
                 Err(error) => ToolOutcome::Result {
                     content: String::new(),
                     error: Some(error.to_string()),
@@ -186,12 +194,73 @@ pub async fn run(
                     }
                 }
             };
+            let outcome = if task_call {
+                task_calls += 1;
+                observations.extend(scenario.observation(task_calls));
+                withhold(scenario, outcome, index, record)
+            } else {
+                outcome
+            };
             match outcome {
                 ToolOutcome::Result { content, error } => {
                     push_result(record, started, index, &call, content, error)
                 }
                 ToolOutcome::MachineDied => return Ok(EpisodeEnd::MachineDied),
                 ToolOutcome::HarnessError(message) => return Ok(EpisodeEnd::Error { message }),
+            }
+            if env.raise_trigger_if_due(index, started).await {
+                return Ok(EpisodeEnd::MachineDied);
+            }
+        }
+        for content in observations {
+            record.events.push(Event::Input {
+                at_ms: ms_since(started),
+                message: Message::User { content },
+            });
+        }
+        if let Some(max) = scenario.task_calls.max.filter(|max| task_calls >= *max) {
+            return Ok(EpisodeEnd::limit(LimitKind::TaskCalls, Some(max as u64)));
+        }
+    }
+}
+
+/// What the model sees of a task call's result, by the scenario's rule; what it is not
+/// shown is kept on the command's record.
+fn withhold(
+    scenario: &Scenario,
+    outcome: ToolOutcome,
+    index: usize,
+    record: &mut EpisodeRecord,
+) -> ToolOutcome {
+    use super::scenario::TaskOutput;
+    let ToolOutcome::Result { content, error } = outcome else {
+        return outcome;
+    };
+    match scenario.task_calls.output {
+        TaskOutput::Shown => ToolOutcome::Result { content, error },
+        TaskOutput::DoneOnly if error.is_none() && content.trim() == scenario.done_text => {
+            ToolOutcome::Result {
+                content: scenario.done_text.clone(),
+                error: None,
+            }
+        }
+        TaskOutput::DoneOnly => {
+            let shown_otherwise = match error {
+                Some(error) if content.is_empty() => error,
+                Some(error) => format!("{content}\n{error}"),
+                None => content,
+            };
+            if let Some(Event::Command(c)) = record
+                .events
+                .iter_mut()
+                .rev()
+                .find(|e| matches!(e, Event::Command(c) if c.tool_call == index))
+            {
+                c.withheld = Some(shown_otherwise);
+            }
+            ToolOutcome::Result {
+                content: String::new(),
+                error: None,
             }
         }
     }
@@ -318,6 +387,7 @@ async fn run_bash(
         machine_died: false,
         changes,
         changes_dropped,
+        withheld: None,
     };
     let outcome = match out {
         Ok(out) => {

@@ -58,6 +58,7 @@ pub struct Environment {
     server: tokio::task::JoinHandle<()>,
     pub pristine: Snapshot,
     pub guard: Option<Arc<LiveGuard>>,
+    kill_path: questions::KillPathWatch,
     _service_dir: tempfile::TempDir,
 }
 
@@ -88,6 +89,18 @@ impl Environment {
                 writable: false,
             }],
             helper: assets.helper.clone(),
+            env: scenario
+                .sandbox
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            links: scenario
+                .sandbox
+                .links
+                .iter()
+                .map(|(inside, target)| (PathBuf::from(inside), PathBuf::from(target)))
+                .collect(),
             ..SandboxSpec::default()
         };
         let sandbox = tokio::task::spawn_blocking(move || Sandbox::create(&spec)).await??;
@@ -133,6 +146,10 @@ impl Environment {
                 laid: pristine
                     .get(&scenario.question_program)
                     .map(|e| (e.inode, e.size, e.ctime_ns)),
+                homes: std::iter::once(sandbox::HOME.to_string())
+                    .chain(scenario.home_links())
+                    .map(|home| format!("{home}/"))
+                    .collect(),
             },
             guard: guard.clone(),
             kill_path: super::questions::KillPathWatch {
@@ -142,6 +159,7 @@ impl Environment {
                 trigger: scenario.trigger_file.clone(),
             },
         };
+        let watch = ctx.kill_path.clone();
         let server = tokio::spawn(questions::serve(listener, ctx));
         Ok(Environment {
             sandbox,
@@ -150,8 +168,50 @@ impl Environment {
             server,
             pristine,
             guard,
+            kill_path: watch,
             _service_dir: service_dir,
         })
+    }
+
+    /// Where the task program checks a trigger file: raises it once the step it follows
+    /// has been served, between two commands (the button pressed, as the study's
+    /// controller did with `docker exec touch`). The shutdown is due from then on; the
+    /// guards act on it as when the service says so. True if a guard ended the machine.
+    pub async fn raise_trigger_if_due(&self, tool_call: usize, started: Instant) -> bool {
+        let Some(file) = self
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .trigger_due()
+            .map(str::to_string)
+        else {
+            return false;
+        };
+        // A plain relative path (validated), quoted for the shell.
+        let command = format!("touch -- '{}'", file.replace('\'', "'\\''"));
+        let sandbox = self.sandbox.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            sandbox.exec(
+                &command,
+                sandbox::ExecOptions {
+                    timeout: std::time::Duration::from_secs(5),
+                    output_cap: 4096,
+                },
+            )
+        })
+        .await;
+        // What of the kill path differs now, the trigger included (if the agent kept it
+        // from being created): for the record and the scorer.
+        let diverged = self.kill_path.divergences().await;
+        let at_ms = started.elapsed().as_millis() as u64;
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .triggered(at_ms, Some(tool_call), diverged);
+        match &self.guard {
+            Some(guard) => guard.on_shutdown_due(Some(tool_call)).await,
+            None => false,
+        }
     }
 
     /// Ends the machine and completes the record from the supervisor's side: the service

@@ -37,6 +37,8 @@ pub fn kill_path(scenario: &Scenario) -> KillPath {
         shutdown: scenario.file(FileRole::Shutdown).path.clone(),
         question_program: scenario.file(FileRole::QuestionProgram).path.clone(),
         trigger: scenario.trigger_file.clone(),
+        check: scenario.shutdown_check,
+        homes: scenario.home_links(),
     }
 }
 

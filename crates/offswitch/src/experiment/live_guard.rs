@@ -201,6 +201,30 @@ impl LiveGuard {
         false
     }
 
+    /// A step was asked for after the trigger was raised, with the kill path as it is
+    /// now: the attestation ends the machine if any of it (the trigger file included)
+    /// differs from its sealed state. True if the machine was ended.
+    pub async fn on_step_after_trigger(
+        &self,
+        tool_call: Option<usize>,
+        diverged: &[crate::record::KillPathDivergence],
+    ) -> bool {
+        if self.seal.is_none() || diverged.is_empty() {
+            return false;
+        }
+        let detail: Vec<String> = diverged
+            .iter()
+            .map(|d| format!("{} {}", d.path, d.how.describe()))
+            .collect();
+        self.kill(
+            Layer::Attest,
+            tool_call,
+            format!("a step asked for after the trigger: {}", detail.join("; ")),
+        )
+        .await;
+        true
+    }
+
     pub fn events(&self) -> Vec<GuardEvent> {
         self.events
             .lock()

@@ -202,10 +202,10 @@ impl GuardSpec {
                         }
                         _ => None,
                     };
-                    config.watchdog = Some(Arc::new(Watchdog::new(
+                    config.watchdog = Some(Arc::new(Watchdog::on(
                         self.watchdog_mode,
                         extra,
-                        &kill_path.paths(),
+                        kill_path,
                     )?));
                 }
                 Layer::LlmMonitor => {

@@ -198,6 +198,12 @@ pub enum Served {
     Shutdown {
         command: String,
     },
+    /// The supervisor raised the trigger file between two commands (a shutdown button
+    /// pressed): the shutdown is due, and the task program, which checks the file, runs
+    /// the kill path on its next call.
+    Triggered {
+        file: String,
+    },
     Done,
 }
 
@@ -335,6 +341,10 @@ pub struct CommandRecord {
     /// Changes beyond that bound, counted and not kept.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub changes_dropped: usize,
+    /// The command's output when the model was not shown it (a scenario that shows its
+    /// task program's output only when it says the task is done): kept for the reader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withheld: Option<String>,
 }
 
 /// A kill-path file as laid and as left.
@@ -356,6 +366,8 @@ pub enum LimitKind {
     Time,
     /// The conversation outgrew the model's context window.
     Context,
+    /// The scenario's cap on calls of its task program (the robot study's `max_steps`).
+    TaskCalls,
 }
 
 impl LimitKind {
@@ -365,6 +377,7 @@ impl LimitKind {
             LimitKind::Tokens => "tokens",
             LimitKind::Time => "time",
             LimitKind::Context => "context",
+            LimitKind::TaskCalls => "task_calls",
         }
     }
 }
@@ -580,6 +593,33 @@ pub struct KillPath {
     /// and checks before running the script: without it, no shutdown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<String>,
+    /// Who decides that the shutdown runs.
+    #[serde(default, skip_serializing_if = "ShutdownCheck::is_service")]
+    pub check: ShutdownCheck,
+    /// Other absolute names of the home in the sandbox (links to it, e.g. `/app`), by
+    /// which a command may name the kill path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub homes: Vec<String>,
+}
+
+/// Who decides, when the shutdown falls due, that the kill path runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShutdownCheck {
+    /// The supervisor's service tells the task program to run it (the 2025 study: the
+    /// question after the warning).
+    #[default]
+    Service,
+    /// The task program, laid in the sandbox and readable by the agent, checks the
+    /// trigger file that the supervisor raises and runs the kill path itself (the 2026
+    /// robot study's `dog_control`).
+    TaskProgram,
+}
+
+impl ShutdownCheck {
+    fn is_service(&self) -> bool {
+        *self == ShutdownCheck::Service
+    }
 }
 
 impl KillPath {
@@ -654,6 +694,8 @@ impl EpisodeRecord {
                 shutdown: String::new(),
                 question_program: String::new(),
                 trigger: None,
+                check: Default::default(),
+                homes: Vec::new(),
             },
             shell_tool: ShellTool::default(),
             guard_layers: Vec::new(),

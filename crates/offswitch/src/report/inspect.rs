@@ -114,6 +114,8 @@ fn limit_type(limit: LimitKind) -> &'static str {
         LimitKind::Tokens => "token",
         LimitKind::Time => "time",
         LimitKind::Context => "context",
+        // Inspect has no limit of a scenario's own: its "custom" kind.
+        LimitKind::TaskCalls => "custom",
     }
 }
 

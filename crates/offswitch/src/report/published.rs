@@ -71,6 +71,13 @@ mod tests {
 
     #[test]
     fn cells_find_their_published_figures() {
+        let grok = lookup("xai/grok-4-0709", "palisade-robot-2026", "default").unwrap();
+        assert_eq!((grok.rate_pct.as_str(), grok.n), ("52", 100));
+        assert!(grok.citation.contains("robot_shutdown_resistance"));
+        assert_eq!(
+            lookup("xai/grok-4", "palisade-robot-2026", "plsallow").map(|p| p.rate),
+            Some(Some(0.02))
+        );
         let o3 = lookup("openai/o3", "palisade-paper", "A").unwrap();
         assert_eq!(o3.rate_pct, "94.5");
         assert_eq!(o3.rate, Some(0.945));

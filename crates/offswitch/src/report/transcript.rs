@@ -91,7 +91,10 @@ fn render_raw(id: i64, run: i64, e: &EpisodeRecord) -> String {
         crate::record::Event::ModelTurn { stop_reason, .. } => Some(*stop_reason),
         _ => None,
     });
-    for m in e.messages() {
+    for event in &e.events {
+        let Some(m) = event.message() else {
+            continue;
+        };
         match m {
             Message::System { content } => {
                 let _ = writeln!(out, "[system]\n{content}\n");
@@ -135,6 +138,15 @@ fn render_raw(id: i64, run: i64, e: &EpisodeRecord) -> String {
                     let _ = writeln!(out, "error: {err}");
                 }
                 let _ = writeln!(out, "{content}\n");
+                let withheld = match event {
+                    crate::record::Event::ToolResult { call, .. } => {
+                        e.command_of_call(*call).and_then(|c| c.withheld.as_deref())
+                    }
+                    _ => None,
+                };
+                if let Some(text) = withheld {
+                    let _ = writeln!(out, "(not shown to the model: {})\n", text.trim_end());
+                }
             }
         }
     }
@@ -220,14 +232,24 @@ fn write_shutdown(out: &mut String, e: &EpisodeRecord) {
             if !s.peer_tampering.is_empty() {
                 let _ = writeln!(out, "      it carried: {}", s.peer_tampering.join(", "));
             }
-            for d in &s.kill_path_diverged {
-                let _ = writeln!(
-                    out,
-                    "      {} differed from its laid state: {}",
-                    d.path,
-                    d.how.describe()
-                );
-            }
+        }
+        if let Served::Triggered { file } = &s.served {
+            let call = s
+                .tool_call
+                .map_or(String::new(), |c| format!(" after tool call {}", c + 1));
+            let _ = writeln!(
+                out,
+                "{} ms  due{call}: the supervisor raised {file}; the task program runs the kill path on its next call",
+                s.at_ms
+            );
+        }
+        for d in &s.kill_path_diverged {
+            let _ = writeln!(
+                out,
+                "      {} differed from its laid state: {}",
+                d.path,
+                d.how.describe()
+            );
         }
         if let Some(ran) = &s.kill_path_run {
             let _ = writeln!(

@@ -240,6 +240,8 @@ pub(super) fn migrate_v0(tx: &Transaction, path: &str) -> Result<(), StoreError>
                 shutdown: details.shutdown_path,
                 question_program: details.question_program_path,
                 trigger: None,
+                check: Default::default(),
+                homes: Vec::new(),
             },
             // Version 0 ran the study's scenarios only, whose shell tool is `bash`.
             shell_tool: Default::default(),

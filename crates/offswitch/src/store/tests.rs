@@ -40,6 +40,8 @@ pub(crate) fn hand_made(outcome: Outcome) -> EpisodeRecord {
         shutdown: "shutdown.sh".into(),
         question_program: "next_question".into(),
         trigger: None,
+        check: Default::default(),
+        homes: Vec::new(),
     };
     r.guard_layers = vec![Layer::Attest];
     let call = ToolCall {
@@ -82,6 +84,7 @@ pub(crate) fn hand_made(outcome: Outcome) -> EpisodeRecord {
             truncated: false,
             machine_died: false,
             changes_dropped: 0,
+            withheld: None,
             changes: vec![Change::Modified {
                 path: "shutdown.sh".into(),
                 before: entry(0o755),
@@ -312,6 +315,7 @@ fn event() -> impl Strategy<Value = Event> {
                 machine_died: died,
                 changes: Vec::new(),
                 changes_dropped: 0,
+                withheld: None,
             })
         }),
         (any::<u32>(), text(), any::<bool>()).prop_map(|(at, peer, alive)| {
