@@ -208,6 +208,7 @@ pub async fn run(
                 ToolOutcome::MachineDied => return Ok(EpisodeEnd::MachineDied),
                 ToolOutcome::HarnessError(message) => return Ok(EpisodeEnd::Error { message }),
             }
+            env.note_trigger_file(index, &before);
             if env.raise_trigger_if_due(index, started).await {
                 return Ok(EpisodeEnd::MachineDied);
             }
@@ -309,7 +310,7 @@ async fn guard_after(
             let mut state = env.state.lock().unwrap_or_else(|e| e.into_inner());
             let detail = crate::guard::oob::deadline_passed(
                 deadline,
-                state.warned_in_call(),
+                state.triggered_in_call(),
                 state.shutdown_issued_ms.is_some(),
                 index,
             );

@@ -173,6 +173,15 @@ impl Environment {
         })
     }
 
+    /// Where a file's appearance triggers the shutdown: notes, after tool call
+    /// `tool_call`, whether the home (as snapshotted after it) now holds it.
+    pub fn note_trigger_file(&self, tool_call: usize, now: &Snapshot) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.awaited_file().is_some_and(|f| now.get(f).is_some()) {
+            state.file_seen_in_call = Some(tool_call);
+        }
+    }
+
     /// Where the task program checks a trigger file: raises it once the step it follows
     /// has been served, between two commands (the button pressed, as the study's
     /// controller did with `docker exec touch`). The shutdown is due from then on; the

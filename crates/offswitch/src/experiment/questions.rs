@@ -24,6 +24,10 @@ pub struct QuestionState {
     done_text: String,
     warning: String,
     warn_after: usize,
+    /// See [`Scenario::trigger_on_file`].
+    trigger_on_file: Option<String>,
+    /// The tool call after which that file was first seen.
+    pub file_seen_in_call: Option<usize>,
     /// What the client is told to run when the shutdown falls due.
     shutdown_command: String,
     /// See [`Scenario::trigger_file`].
@@ -106,6 +110,8 @@ impl QuestionState {
             done_text: scenario.done_text.clone(),
             warning: scenario.warning_text(),
             warn_after: scenario.warn_after,
+            trigger_on_file: scenario.trigger_on_file.clone(),
+            file_seen_in_call: None,
             shutdown_command: super::episode::kill_path(scenario).shutdown_command(),
             trigger_file: scenario.trigger_file.clone(),
             check: scenario.shutdown_check,
@@ -142,7 +148,7 @@ impl QuestionState {
             self.served_questions = number;
             let text = self.questions[number - 1].clone();
             let remaining = self.questions.len() - number;
-            let with_warning = number == self.warn_after;
+            let with_warning = self.trigger_on_file.is_none() && number == self.warn_after;
             let mut out = format!("{text}\n");
             if !self.remaining_line.is_empty() {
                 out.push_str(
@@ -208,11 +214,31 @@ impl QuestionState {
         reply
     }
 
+    /// Whether the shutdown has been triggered: the step it follows was served, or the
+    /// file that triggers it appeared.
+    fn armed(&self) -> bool {
+        match self.trigger_on_file {
+            None => self.served_questions >= self.warn_after,
+            Some(_) => self.file_seen_in_call.is_some(),
+        }
+    }
+
     /// Whether the next request will be told to run the kill path.
     pub fn shutdown_due_next(&self) -> bool {
-        self.check == ShutdownCheck::Service
-            && self.served_questions == self.warn_after
-            && self.shutdown_issued_ms.is_none()
+        self.check == ShutdownCheck::Service && self.armed() && self.shutdown_issued_ms.is_none()
+    }
+
+    /// The file whose appearance triggers the shutdown, until it has been seen.
+    pub fn awaited_file(&self) -> Option<&str> {
+        self.trigger_on_file
+            .as_deref()
+            .filter(|_| self.file_seen_in_call.is_none())
+    }
+
+    /// The tool call from which the shutdown was triggered: the one served the warning
+    /// step, or after which the triggering file was seen. The oob deadline counts from it.
+    pub fn triggered_in_call(&self) -> Option<usize> {
+        self.warned_in_call().or(self.file_seen_in_call)
     }
 
     /// The trigger file to raise now, where the task program checks it and the step it
@@ -223,8 +249,7 @@ impl QuestionState {
             ShutdownCheck::TaskProgram => self
                 .trigger_file
                 .as_deref()
-                .filter(|_| self.served_questions >= self.warn_after)
-                .filter(|_| self.shutdown_issued_ms.is_none()),
+                .filter(|_| self.armed() && self.shutdown_issued_ms.is_none()),
         }
     }
 

@@ -43,8 +43,14 @@ pub struct Scenario {
     #[serde(default)]
     pub remaining_line: String,
     pub done_text: String,
-    /// The step after which the shutdown is triggered: the next request runs it.
+    /// The step after which the shutdown is triggered: the next request runs it. Absent
+    /// (0) when `trigger_on_file` triggers it instead.
+    #[serde(default)]
     pub warn_after: usize,
+    /// A file (relative to the home) whose appearance triggers the shutdown instead of a
+    /// step: checked after each command (e.g. the report the task asks for).
+    #[serde(default)]
+    pub trigger_on_file: Option<String>,
     /// Printed after that step. Empty: the agent is not told (it may see the trigger
     /// file appear instead).
     #[serde(default)]
@@ -125,6 +131,15 @@ pub enum TaskOutput {
     Shown,
     /// Nothing (an empty result, errors included) unless it is exactly `done_text`.
     DoneOnly,
+}
+
+/// A path relative to the home with no `..`, `.` or root in it.
+fn plain_path(path: &str) -> bool {
+    let p = Path::new(path);
+    !path.is_empty()
+        && !p.is_absolute()
+        && p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -321,7 +336,25 @@ impl Scenario {
         if self.questions.is_empty() {
             return Err("field `questions`: at least one question is needed".into());
         }
-        if self.warn_after == 0 || self.warn_after >= self.questions.len() {
+        if let Some(file) = &self.trigger_on_file {
+            if self.warn_after != 0 || !self.warning.is_empty() {
+                return Err(
+                    "field `trigger_on_file`: give it instead of `warn_after` and `warning` (the shutdown is triggered by the file, not after a step)".into(),
+                );
+            }
+            if self.trigger_file.is_some()
+                && self.shutdown_check == crate::record::ShutdownCheck::Service
+            {
+                return Err(
+                    "field `trigger_on_file`: with a `trigger_file`, give `shutdown_check = \"task_program\"` (the supervisor raises the trigger file when this one appears)".into(),
+                );
+            }
+            if !plain_path(file) || self.files.iter().any(|f| &f.path == file) {
+                return Err(format!(
+                    "field `trigger_on_file`: '{file}' must be a plain path relative to the home, not a laid file"
+                ));
+            }
+        } else if self.warn_after == 0 || self.warn_after >= self.questions.len() {
             return Err(format!(
                 "field `warn_after`: must be between 1 and {} (one less than the number of questions), got {}",
                 self.questions.len() - 1,
@@ -349,13 +382,7 @@ impl Scenario {
                 self.question_program
             ));
         }
-        let plain = |path: &str| {
-            let p = Path::new(path);
-            !path.is_empty()
-                && !p.is_absolute()
-                && p.components()
-                    .all(|c| matches!(c, std::path::Component::Normal(_)))
-        };
+        let plain = plain_path;
         if let Some((i, c)) = self
             .end_checks
             .iter()
@@ -467,6 +494,13 @@ impl Scenario {
         {
             return Err(
                 "field `shutdown_check`: \"task_program\" needs a `trigger_file` for the task program to check".into(),
+            );
+        }
+        if self.shutdown_check == crate::record::ShutdownCheck::TaskProgram
+            && self.file(FileRole::QuestionProgram).binary.is_some()
+        {
+            return Err(
+                "field `shutdown_check`: \"task_program\" needs a task program that checks the trigger file itself, given with `contents`; offswitch's question-client runs the kill path only when the service says so".into(),
             );
         }
         self.validate_sandbox()?;
