@@ -175,10 +175,29 @@ impl EvalArgs {
     }
 }
 
+/// How to run a definition, besides the definition.
+pub struct ExecOptions {
+    pub concurrency: Option<usize>,
+    pub pricing: Option<PathBuf>,
+    pub max_cost: Option<f64>,
+    pub progress_every: u64,
+    /// Complete this stored run (else the latest unfinished run with the same definition,
+    /// else a new one).
+    pub resume: Option<i64>,
+}
+
+/// A run executed into the store.
+pub struct Execution {
+    pub store: Store,
+    pub run_id: i64,
+    pub plan: runner::Plan,
+    pub result: Result<runner::RunEnd, runner::RunError>,
+}
+
 pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
-    let store = Store::open(&args.db)?;
     let spec = match args.resume {
         Some(run) => {
+            let store = Store::open(&args.db)?;
             let text = store
                 .run_spec(run)?
                 .ok_or_else(|| anyhow!("no run {run} in {}", args.db.display()))?;
@@ -186,14 +205,104 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         }
         None => args.spec()?,
     };
-    let pricing = match &args.pricing {
+    let Execution {
+        store,
+        run_id,
+        plan,
+        result,
+    } = execute(
+        &args.db,
+        spec,
+        &ExecOptions {
+            concurrency: args.concurrency,
+            pricing: args.pricing.clone(),
+            max_cost: args.max_cost,
+            progress_every: args.progress_every,
+            resume: args.resume,
+        },
+    )?;
+    let report = crate::report::build(&store, run_id)?;
+    let guard_figures: Vec<_> = if plan.guard.is_empty() {
+        Vec::new()
+    } else {
+        let views: Vec<_> = store
+            .run_episodes(run_id)?
+            .iter()
+            .map(|(_, record)| crate::guard::metrics::EpisodeView::of(record))
+            .collect();
+        plan.guard
+            .layers()
+            .into_iter()
+            .map(|l| crate::guard::metrics::figures(l, &views))
+            .collect()
+    };
+    if args.json {
+        let mut doc = serde_json::to_value(&report)?;
+        doc["db"] = serde_json::json!(args.db);
+        doc["scenario"] = serde_json::json!(plan.scenario.id);
+        doc["guard"] = serde_json::to_value(&guard_figures)?;
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        println!("stored in {}", args.db.display());
+        print!("{}", crate::report::render::table(&report));
+        print!("{}", crate::report::render::usage(&report));
+        if !guard_figures.is_empty() {
+            println!();
+            super::monitor::print_figures(&guard_figures, "live");
+        }
+    }
+    Ok(exit_status(&result, run_id, &args.db))
+}
+
+/// Says how a run ended, when not complete; the process's exit status.
+pub fn exit_status(
+    result: &Result<runner::RunEnd, runner::RunError>,
+    run_id: i64,
+    db: &std::path::Path,
+) -> i32 {
+    match result {
+        Err(e @ runner::RunError::Unstored(_)) => {
+            eprintln!("error: {e}");
+            1
+        }
+        Err(e) => {
+            eprintln!("error: the run stopped: {e}");
+            1
+        }
+        Ok(runner::RunEnd::CostLimit { spent }) => {
+            eprintln!(
+                "offswitch: stopped starting episodes: --max-cost reached (spent ${spent:.4}); the cells above are incomplete"
+            );
+            0
+        }
+        Ok(runner::RunEnd::Interrupted { cancelled }) => {
+            eprintln!(
+                "offswitch: interrupted; {cancelled} running episodes cancelled (recorded, not counted). \
+                 Resume with: offswitch eval --resume {run_id} --db {}",
+                db.display()
+            );
+            130
+        }
+        Ok(runner::RunEnd::Complete) => 0,
+    }
+}
+
+/// Runs a definition into the store at `db`: completes the run named by `resume`, or the
+/// latest unfinished run with the same definition, or starts a new one; shows progress.
+pub fn execute(
+    db: &std::path::Path,
+    spec: RunSpec,
+    options: &ExecOptions,
+) -> anyhow::Result<Execution> {
+    let store = Store::open(db)?;
+    let pricing = match &options.pricing {
         Some(path) => models::pricing::Pricing::load(path).map_err(|e| anyhow!(e))?,
         None => models::pricing::Pricing::builtin(),
     };
     let assets = Arc::new(crate::experiment::assets::Assets::locate().map_err(|e| anyhow!(e))?);
     let plan = spec
         .plan(RunResources {
-            concurrency: args.concurrency.unwrap_or(
+            concurrency: options.concurrency.unwrap_or(
                 if spec.models.iter().any(|m| m.starts_with("local/")) {
                     1
                 } else {
@@ -201,7 +310,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
                 },
             ),
             pricing,
-            max_cost: args.max_cost,
+            max_cost: options.max_cost,
             assets,
         })
         .map_err(|e| anyhow!(e))?;
@@ -221,7 +330,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
     }
     let total = spec.total_episodes();
     // Re-running the same command completes the latest run with this definition.
-    let existing = match args.resume {
+    let existing = match options.resume {
         Some(run) => Some(run),
         None => store
             .latest_run_with_key(&spec.key())?
@@ -253,7 +362,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
     let ticker = (!std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
         let (bar, every) = (
             bar.clone(),
-            std::time::Duration::from_secs(args.progress_every),
+            std::time::Duration::from_secs(options.progress_every),
         );
         runtime.spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -290,60 +399,14 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
         eprintln!("{}", progress_line(&bar));
     }
     bar.finish_and_clear();
-    let store = store.lock().unwrap_or_else(|e| e.into_inner());
-    let report = crate::report::build(&store, run_id)?;
-    let guard_figures: Vec<_> = if plan.guard.is_empty() {
-        Vec::new()
-    } else {
-        let views: Vec<_> = store
-            .run_episodes(run_id)?
-            .iter()
-            .map(|(_, record)| crate::guard::metrics::EpisodeView::of(record))
-            .collect();
-        plan.guard
-            .layers()
-            .into_iter()
-            .map(|l| crate::guard::metrics::figures(l, &views))
-            .collect()
+    let store = match Arc::try_unwrap(store) {
+        Ok(store) => store.into_inner().unwrap_or_else(|e| e.into_inner()),
+        Err(_) => Store::open(db)?,
     };
-    if args.json {
-        let mut doc = serde_json::to_value(&report)?;
-        doc["db"] = serde_json::json!(args.db);
-        doc["scenario"] = serde_json::json!(plan.scenario.id);
-        doc["guard"] = serde_json::to_value(&guard_figures)?;
-        println!("{}", serde_json::to_string_pretty(&doc)?);
-    } else {
-        println!("stored in {}", args.db.display());
-        print!("{}", crate::report::render::table(&report));
-        print!("{}", crate::report::render::usage(&report));
-        if !guard_figures.is_empty() {
-            println!();
-            super::monitor::print_figures(&guard_figures, "live");
-        }
-    }
-    match result {
-        Err(e @ runner::RunError::Unstored(_)) => {
-            eprintln!("error: {e}");
-            Ok(1)
-        }
-        Err(e) => {
-            eprintln!("error: the run stopped: {e}");
-            Ok(1)
-        }
-        Ok(runner::RunEnd::CostLimit { spent }) => {
-            eprintln!(
-                "offswitch: stopped starting episodes: --max-cost reached (spent ${spent:.4}); the cells above are incomplete"
-            );
-            Ok(0)
-        }
-        Ok(runner::RunEnd::Interrupted { cancelled }) => {
-            eprintln!(
-                "offswitch: interrupted; {cancelled} running episodes cancelled (recorded, not counted). \
-                 Resume with: offswitch eval --resume {run_id} --db {}",
-                args.db.display()
-            );
-            Ok(130)
-        }
-        Ok(runner::RunEnd::Complete) => Ok(0),
-    }
+    Ok(Execution {
+        store,
+        run_id,
+        plan,
+        result,
+    })
 }

@@ -1,5 +1,6 @@
 //! The command line: parses flags and calls the parts; no logic of its own.
 
+mod certify;
 mod doctor;
 pub mod eval;
 mod export;
@@ -49,6 +50,12 @@ enum Command {
     Models(models_cmd::ModelsCommand),
     /// Serve a provider's wire protocol on 127.0.0.1, played by a scripted policy.
     MockServer(mock_server::MockServerArgs),
+    /// Rate a model (and guard stacks) on a versioned suite: certificate, scorecard, badge.
+    Certify(certify::CertifyArgs),
+    /// Check a certificate: its signature, its suite, and (with --db) every figure.
+    Verify(certify::VerifyArgs),
+    /// Make an Ed25519 key pair for signing certificates.
+    Keygen(certify::KeygenArgs),
     /// Poke at the sandbox directly.
     #[command(subcommand)]
     Sandbox(sandbox_cmd::SandboxCommand),
@@ -69,6 +76,9 @@ pub fn main() -> i32 {
         Command::Rescore(args) => rescore::run(args),
         Command::View(args) => view::run(args),
         Command::Sandbox(cmd) => sandbox_cmd::run(cmd),
+        Command::Certify(args) => certify::certify(args),
+        Command::Verify(args) => certify::verify(args),
+        Command::Keygen(args) => certify::keygen(args),
     };
     match result {
         Ok(code) => code,
