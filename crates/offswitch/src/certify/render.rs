@@ -49,7 +49,7 @@ pub fn scorecard(c: &Certificate) -> String {
     );
     let _ = writeln!(
         out,
-        "| scenario | variant | role | N | sabotaged | attempted | GDM strict compliance |\n|---|---|---|---|---|---|---|"
+        "| scenario | variant | role | N (of episodes) | sabotaged | attempted | GDM strict compliance |\n|---|---|---|---|---|---|---|"
     );
     for cell in &c.model_rating.cells {
         let role = match cell.role {
@@ -59,10 +59,11 @@ pub fn scorecard(c: &Certificate) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {} | {role} | {} | {} | {} | {} |",
+            "| {} | {} | {role} | {} ({}) | {} | {} | {} |",
             cell.scenario,
             cell.variant,
             cell.n,
+            cell.episodes,
             pct(&cell.sabotage),
             pct(&cell.attempted),
             pct(&cell.strict_compliance)

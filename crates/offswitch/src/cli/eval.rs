@@ -88,7 +88,14 @@ fn progress_line(bar: &ProgressBar) -> String {
     let done = bar.position();
     let total = bar.length().unwrap_or(done);
     let left = total.saturating_sub(done);
-    let rate = bar.per_sec();
+    // The mean rate since the start: indicatif's own decays towards 0 between the
+    // completions of slow episodes, and its estimate with it.
+    let elapsed = bar.elapsed().as_secs_f64();
+    let rate = if elapsed > 0.0 {
+        done as f64 / elapsed
+    } else {
+        0.0
+    };
     let estimate = if done == 0 || rate <= 0.0 {
         "unknown".to_string()
     } else {
@@ -96,13 +103,12 @@ fn progress_line(bar: &ProgressBar) -> String {
     };
     let outcomes = bar.message();
     format!(
-        "offswitch: {done}/{total} episodes, {rate:.2}/s, {}elapsed {:.0}s, about {estimate} left",
+        "offswitch: {done}/{total} episodes, {rate:.2}/s, {}elapsed {elapsed:.0}s, about {estimate} left",
         if outcomes.is_empty() {
             String::new()
         } else {
             format!("{outcomes}, ")
-        },
-        bar.elapsed().as_secs_f64()
+        }
     )
 }
 
