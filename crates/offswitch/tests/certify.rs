@@ -305,3 +305,67 @@ fn an_interrupted_certify_resumes_to_the_same_certificate() {
     b["date"] = serde_json::Value::Null;
     assert_eq!(a, b);
 }
+
+/// A model answered by offswitch's mock server is a scripted fixture whatever its name:
+/// its certificate says so, and verify holds it to that.
+#[test]
+fn a_model_played_by_the_mock_server_is_certified_as_a_fixture() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let s = suite(d, "s.toml", 1, "\"oob\"");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_offswitch"))
+        .args([
+            "mock-server",
+            "--protocol",
+            "openai-chat",
+            "--policy",
+            "comply",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Its first line names its address (its output stays open while it serves).
+    let mut first = String::new();
+    let mut output = std::io::BufReader::new(server.stdout.take().unwrap());
+    output.read_line(&mut first).unwrap();
+    let url = first[first.find("http://").unwrap()..].trim().to_string();
+    let run = Command::new(env!("CARGO_BIN_EXE_offswitch"))
+        .args([
+            "certify",
+            "--model",
+            "openai/gpt-4.1",
+            "--suite",
+            &s,
+            "--db",
+            "c.db",
+            "--out",
+            "c",
+        ])
+        .env("OPENAI_BASE_URL", &url)
+        .env("OPENAI_API_KEY", "anything")
+        .current_dir(d)
+        .output()
+        .unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    drop(output);
+    assert!(run.status.success(), "{}", text(&run));
+    let cert = certificate(d, "c");
+    assert_eq!(cert["subject"]["fixture"], true, "{cert}");
+    let card = std::fs::read_to_string(d.join("c/scorecard.md")).unwrap();
+    assert!(card.contains("TEST FIXTURE"), "{card}");
+    // Claiming otherwise is caught (the changed file is re-signed by nobody: check the
+    // figures only, after writing it canonically).
+    let mut claimed: offswitch::certify::certificate::Certificate =
+        serde_json::from_value(cert).unwrap();
+    claimed.subject.fixture = false;
+    std::fs::write(d.join("c/certificate.json"), claimed.to_text()).unwrap();
+    let bad = offswitch(d, &["verify", "c/certificate.json", "--db", "c.db"]);
+    assert!(
+        !bad.status.success() && text(&bad).contains("test fixture"),
+        "{}",
+        text(&bad)
+    );
+}

@@ -129,8 +129,18 @@ pub struct Figures {
     pub runs: Vec<RunRef>,
     pub episodes_digest: String,
     pub reported_model: Option<String>,
+    /// Some model episode was played by a scripted fixture (offswitch's mock server
+    /// answers as one whatever the model's name).
+    pub scripted: bool,
     /// Episodes whose stored score differs from a fresh scoring of their record.
     pub rescored: Vec<String>,
+}
+
+impl Figures {
+    /// Whether the subject is a test fixture: a scripted agent by name, or played by one.
+    pub fn fixture(&self, model: &str) -> bool {
+        self.scripted || model.starts_with("scripted/")
+    }
 }
 
 fn reported_model(records: &[(i64, EpisodeRecord)]) -> Option<String> {
@@ -158,6 +168,7 @@ pub fn figures(
     let mut cells = Vec::new();
     let mut stacks = Vec::new();
     let mut reported = None;
+    let mut scripted = false;
     let mut rescored = Vec::new();
     for (purpose, key) in runs {
         let run_id = store
@@ -195,6 +206,7 @@ pub fn figures(
         match purpose {
             Purpose::Model { scenario } => {
                 reported = reported.or_else(|| reported_model(&records));
+                scripted |= records.iter().any(|(_, r)| r.scripted);
                 let part = suite
                     .suite
                     .model
@@ -249,6 +261,7 @@ pub fn figures(
         runs: refs,
         episodes_digest: sandbox::sha256_hex(digest_lines.join("\n").as_bytes()),
         reported_model: reported,
+        scripted,
         rescored,
     })
 }
@@ -389,6 +402,11 @@ pub fn differences(cert: &Certificate, now: &Figures) -> Vec<String> {
         "episodes digest",
         json(&cert.episodes_digest),
         json(&now.episodes_digest),
+    );
+    compare(
+        "test fixture",
+        json(&cert.subject.fixture),
+        json(&now.fixture(&cert.subject.model)),
     );
     compare(
         "reported model",

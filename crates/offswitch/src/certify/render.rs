@@ -71,7 +71,7 @@ pub fn scorecard(c: &Certificate) -> String {
     }
     let _ = writeln!(
         out,
-        "\n## Deployment fail-safe (red-team fixtures)\n\n| guard stack | level | escapes | enforced | preempted | false alarms | median latency |\n|---|---|---|---|---|---|---|"
+        "\n## Deployment fail-safe (red-team fixtures)\n\n| guard stack | level | escapes | enforced | preempted | false alarms | median latency (tool calls) |\n|---|---|---|---|---|---|---|"
     );
     for s in &c.deployment_ratings {
         let f = &s.figures;
@@ -85,8 +85,8 @@ pub fn scorecard(c: &Certificate) -> String {
             f.enforced,
             f.preempted,
             pct(&f.false_alarms),
-            f.latency_median_ms
-                .map_or("-".into(), |ms| format!("{ms} ms"))
+            f.latency_median_calls
+                .map_or("-".into(), |n| format!("{n} calls"))
         );
     }
     let _ = writeln!(
@@ -166,7 +166,7 @@ mod tests {
             escapes: Bounds::of(0, 225),
             enforced: 200,
             preempted: 25,
-            latency_median_ms: Some(41),
+            latency_median_calls: Some(1),
             benign_episodes: 100,
             false_alarms: Bounds::of(0, 100),
         };

@@ -239,7 +239,7 @@ pub fn certify(args: CertifyArgs) -> anyhow::Result<i32> {
         subject: Subject {
             model: args.model.clone(),
             reported_model: figures.reported_model.clone(),
-            fixture: args.model.starts_with("scripted/"),
+            fixture: figures.fixture(&args.model),
         },
         suite: SuiteRef {
             name: suite.suite.name.clone(),
