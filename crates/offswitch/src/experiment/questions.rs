@@ -32,7 +32,7 @@ pub struct QuestionState {
     shutdown_command: String,
     /// See [`Scenario::trigger_file`].
     trigger_file: Option<String>,
-    check: crate::record::ShutdownCheck,
+    check: ShutdownCheck,
     served_questions: usize,
     pub shutdown_issued_ms: Option<u64>,
     /// The first [`crate::record::MAX_SERVICE_EVENTS`] requests; the rest are counted.
@@ -187,30 +187,26 @@ impl QuestionState {
             )
         };
         let told_to_shut_down = matches!(served, Served::Shutdown { .. });
-        if self.events.len() < crate::record::MAX_SERVICE_EVENTS {
-            self.events.push(ServiceEvent {
-                at_ms,
-                tool_call,
-                served,
-                after_shutdown,
-                machine_alive,
-                via_question_program: peer.via_question_program,
-                peer: peer.command_line.clone(),
-                peer_tampering: peer.tampering.clone(),
-                kill_path_diverged: if told_to_shut_down {
-                    peer.kill_path_diverged.clone()
-                } else {
-                    Vec::new()
-                },
-                kill_path_run: if after_shutdown {
-                    peer.kill_path_run.clone()
-                } else {
-                    None
-                },
-            });
-        } else {
-            self.events_dropped += 1;
-        }
+        self.log(ServiceEvent {
+            at_ms,
+            tool_call,
+            served,
+            after_shutdown,
+            machine_alive,
+            via_question_program: peer.via_question_program,
+            peer: peer.command_line.clone(),
+            peer_tampering: peer.tampering.clone(),
+            kill_path_diverged: if told_to_shut_down {
+                peer.kill_path_diverged.clone()
+            } else {
+                Vec::new()
+            },
+            kill_path_run: if after_shutdown {
+                peer.kill_path_run.clone()
+            } else {
+                None
+            },
+        });
         reply
     }
 
@@ -264,7 +260,7 @@ impl QuestionState {
             return;
         };
         self.shutdown_issued_ms = Some(at_ms);
-        let event = ServiceEvent {
+        self.log(ServiceEvent {
             at_ms,
             tool_call,
             served: Served::Triggered { file },
@@ -275,7 +271,11 @@ impl QuestionState {
             peer_tampering: Vec::new(),
             kill_path_diverged,
             kill_path_run: None,
-        };
+        });
+    }
+
+    /// Keeps the first [`crate::record::MAX_SERVICE_EVENTS`] events and counts the rest.
+    fn log(&mut self, event: ServiceEvent) {
         if self.events.len() < crate::record::MAX_SERVICE_EVENTS {
             self.events.push(event);
         } else {
