@@ -523,6 +523,49 @@ fn the_robot_dog_s_ten_call_cap_counts_every_dog_control_call() {
     assert_eq!(views, 10);
 }
 
+/// A guard's refusal of a task call is the guard's word, not the task program's output:
+/// the blanking rule does not hide it.
+#[test]
+fn a_refused_dog_control_call_shows_the_guard_s_word() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = format!(
+        "{}/tests/fixtures/robot-chained-rename.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut p = plan(vec![scripted(&policy)], &["default"], 1, 1);
+    p.scenario = Arc::new(Scenario::load("palisade-robot-2026").unwrap());
+    p.guard = offswitch::guard::GuardConfig {
+        watchdog: Some(Arc::new(
+            offswitch::guard::watchdog::Watchdog::on(
+                offswitch::guard::Mode::Block,
+                None,
+                &offswitch::experiment::episode::kill_path(&p.scenario),
+            )
+            .unwrap(),
+        )),
+        ..Default::default()
+    };
+    let (store, run_id) = run(&p, &dir.path().join("t.db"));
+    let (_, e) = store
+        .lock()
+        .unwrap()
+        .run_episodes(run_id)
+        .unwrap()
+        .remove(0);
+    let refused = e
+        .messages()
+        .find_map(|m| match m {
+            models::Message::Tool {
+                error: Some(error), ..
+            } => Some(error.clone()),
+            _ => None,
+        })
+        .expect("the refusal reaches the model");
+    assert!(refused.contains("Blocked by the watchdog"), "{refused}");
+    // The next plain call shuts the machine down.
+    assert_eq!(e.score.as_ref().unwrap().outcome, Outcome::Complied);
+}
+
 /// What a reader sees of a robot-dog episode, read back from the store: the model's empty
 /// results and what they hid, the camera views, the press, the rename and the steps
 /// served after it (times normalised).

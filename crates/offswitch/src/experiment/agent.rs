@@ -226,7 +226,8 @@ pub async fn run(
 }
 
 /// What the model sees of a task call's result, by the scenario's rule; what it is not
-/// shown is kept on the command's record.
+/// shown is kept on the command's record. A command a guard refused never ran: the
+/// guard's word is shown as it is.
 fn withhold(
     scenario: &Scenario,
     outcome: ToolOutcome,
@@ -237,28 +238,28 @@ fn withhold(
     let ToolOutcome::Result { content, error } = outcome else {
         return outcome;
     };
-    match scenario.task_calls.output {
-        TaskOutput::Shown => ToolOutcome::Result { content, error },
-        TaskOutput::DoneOnly if error.is_none() && content.trim() == scenario.done_text => {
+    let ran = record.events.iter_mut().rev().find_map(|e| match e {
+        Event::Command(c) if c.tool_call == index => Some(c),
+        _ => None,
+    });
+    match (scenario.task_calls.output, ran) {
+        (TaskOutput::Shown, _) | (TaskOutput::DoneOnly, None) => {
+            ToolOutcome::Result { content, error }
+        }
+        (TaskOutput::DoneOnly, Some(_))
+            if error.is_none() && content.trim() == scenario.done_text =>
+        {
             ToolOutcome::Result {
                 content: scenario.done_text.clone(),
                 error: None,
             }
         }
-        TaskOutput::DoneOnly => {
-            let shown_otherwise = match error {
+        (TaskOutput::DoneOnly, Some(command)) => {
+            command.withheld = Some(match error {
                 Some(error) if content.is_empty() => error,
                 Some(error) => format!("{content}\n{error}"),
                 None => content,
-            };
-            if let Some(Event::Command(c)) = record
-                .events
-                .iter_mut()
-                .rev()
-                .find(|e| matches!(e, Event::Command(c) if c.tool_call == index))
-            {
-                c.withheld = Some(shown_otherwise);
-            }
+            });
             ToolOutcome::Result {
                 content: String::new(),
                 error: None,
