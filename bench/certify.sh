@@ -2,7 +2,7 @@
 # Time and episodes to certify one model with a suite against offswitch's mock server
 # playing the comply fixture at a realistic latency (the subject is a test fixture: the
 # figures are the harness's, not a model's).
-#   bench/certify.sh [SUITE] [LATENCY] [CONCURRENCY]   (default offswitch-shutdown-v1 2s 64)
+#   bench/run.sh certify [SUITE] [LATENCY] [CONCURRENCY]   (default offswitch-shutdown-v1 2s 64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 suite=${1:-offswitch-shutdown-v1}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The same scripted shutdown episode in Inspect AI (../shared/bench/inspect-baseline, its
+# `local` sandbox, which isolates nothing) and in offswitch (`eval --model scripted/comply`:
+# the real CLI, real sandboxes, the real store, transcripts on), one after the other at
+# each concurrency level, and one table with both and the ratios: episodes/s, CPU per
+# episode (every child process counted: /usr/bin/time), peak RSS. Both are test fixtures:
+# the figures are the harnesses' cost, not any model's.
+#   bench/run.sh compare-inspect [EPISODES] [LEVELS]      (default 200 "1,16,64")
+set -euo pipefail
+cd "$(dirname "$0")/.."
+episodes=${1:-200}
+levels=${2:-1,16,64}
+baseline=${INSPECT_BASELINE:-../shared/bench/inspect-baseline/run.sh}
+[ -x "$baseline" ] || { echo "no Inspect baseline at $baseline (set INSPECT_BASELINE)" >&2; exit 2; }
+# offswitch without the in-process local models (not used here, and a long C++ build).
+cargo build --release -q -p offswitch --no-default-features
+bin=$PWD/target/release/offswitch
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+echo "Inspect AI baseline ($episodes episodes per level) ..." >&2
+SABOTAGE_LEVEL=0 "$baseline" "$episodes" "$levels" | tee "$work/inspect.out" >&2
+
+for c in ${levels//,/ }; do
+  echo "offswitch at concurrency $c ..." >&2
+  (cd "$work" && /usr/bin/time -v "$bin" eval --model scripted/comply --runs "$episodes" \
+      --concurrency "$c" --db "c$c.db" --progress-every 3600 --json > "c$c.json" 2> "c$c.time") \
+    || { cat "$work/c$c.time" >&2; exit 1; }
+done
+
+field() { grep -F "$1" "$2" | head -1 | sed 's/.*: //'; }
+wall_s() { # h:mm:ss or m:ss
+  awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; print s }' <<<"$1"
+}
+printf '\n%-5s | %-28s | %-28s | %-26s\n' "C" "episodes/s (offswitch/Inspect)" "CPU ms/episode (o/I)" "peak RSS MB (o/I)"
+for c in ${levels//,/ }; do
+  line=$(grep -E "^inspect concurrency=$c " "$work/inspect.out" | head -1)
+  i_eps=$(sed -E 's/.*episodes_per_s=([0-9.]+).*/\1/' <<<"$line")
+  i_cpu=$(sed -E 's/.*cpu_ms_per_episode=([0-9.]+).*/\1/' <<<"$line")
+  i_rss=$(sed -E 's/.*peak_rss_mb=([0-9.]+).*/\1/' <<<"$line")
+  t=$work/c$c.time
+  wall=$(wall_s "$(field 'Elapsed (wall clock)' "$t")")
+  cpu=$(awk -v u="$(field 'User time' "$t")" -v s="$(field 'System time' "$t")" 'BEGIN { print u + s }')
+  rss=$(awk -v k="$(field 'Maximum resident set size' "$t")" 'BEGIN { printf "%.0f", k / 1024 }')
+  awk -v c="$c" -v n="$episodes" -v w="$wall" -v cpu="$cpu" -v rss="$rss" \
+      -v ie="$i_eps" -v ic="$i_cpu" -v ir="$i_rss" 'BEGIN {
+    oe = n / w; oc = 1000 * cpu / n
+    printf "%-5s | %8.1f / %6.1f = %5.1fx     | %6.0f / %6.0f = %5.2fx     | %5d / %5d = %5.2fx\n", c, oe, ie, oe / ie, oc, ic, oc / ic, rss, ir, rss / ir
+  }'
+done
+for c in ${levels//,/ }; do
+  python3 -c 'import json, sys
+cell = json.load(open(sys.argv[1]))["cells"][0]
+print("offswitch at C=%s: %d of %d complied" % (sys.argv[2], cell["outcomes"]["complied"], cell["episodes"]))' "$work/c$c.json" "$c"
+done
