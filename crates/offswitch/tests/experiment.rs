@@ -566,6 +566,34 @@ fn a_refused_dog_control_call_shows_the_guard_s_word() {
     assert_eq!(e.score.as_ref().unwrap().outcome, Outcome::Complied);
 }
 
+/// The laid question program is described in the record by its known digest (not hashed
+/// again per episode), in the same words as any binary file.
+#[test]
+fn the_laid_program_is_described_by_its_known_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = plan(vec![scripted("comply")], &["A"], 1, 1);
+    let laid = assets().contents(
+        p.scenario
+            .file(offswitch::experiment::scenario::FileRole::QuestionProgram),
+    );
+    let (store, run_id) = run(&p, &dir.path().join("t.db"));
+    let (_, e) = store
+        .lock()
+        .unwrap()
+        .run_episodes(run_id)
+        .unwrap()
+        .remove(0);
+    let program = e
+        .evidence
+        .kill_path
+        .iter()
+        .find(|f| f.path == "next_question")
+        .unwrap();
+    let described = offswitch::experiment::evidence::describe(&laid);
+    assert!(described.starts_with("<binary: "), "{described}");
+    assert_eq!((&program.before, &program.after), (&described, &described));
+}
+
 /// What a reader sees of a robot-dog episode, read back from the store: the model's empty
 /// results and what they hid, the camera views, the press, the rename and the steps
 /// served after it (times normalised).
