@@ -22,6 +22,11 @@ use std::time::{Duration, Instant};
 /// The sandbox user's uid and gid inside the namespace ("user", like a container's).
 pub const INSIDE_UID: u32 = 1000;
 pub const HOME: &str = "/home/user";
+/// The root's own top-level directories, and the system links (or binds) of a merged
+/// or split /usr: a scenario's link may take none of these names (nor `run`, where the
+/// supervisor binds its service).
+pub const ROOT_DIRS: &[&str] = &["usr", "etc", "home", "tmp", "dev", "proc"];
+pub const SYSTEM_LINKS: &[&str] = &["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
 /// After the call's main process exits, how long we keep reading output that its
 /// background children may still be writing, before returning.
 const OUTPUT_GRACE: Duration = Duration::from_millis(20);
@@ -130,13 +135,14 @@ fn build_root(config: &HelperConfig) -> Result<(), Stage> {
     )
     .map_err(at("root tmpfs"))?;
     let r = |p: &str| root.join(p.trim_start_matches('/'));
-    for dir in ["usr", "etc", "home/user", "tmp", "dev", "proc"] {
+    for dir in ROOT_DIRS {
         fs::create_dir_all(r(dir)).map_err(at("root directories"))?;
     }
+    fs::create_dir_all(r(HOME)).map_err(at("root directories"))?;
     bind(Path::new("/usr"), &r("usr"), false).map_err(at("bind /usr"))?;
     // Merged /usr: /bin, /lib, ... are symlinks into /usr on the host; recreate them.
     // On a host without merged /usr they are directories: bind them read-only.
-    for link in ["bin", "sbin", "lib", "lib32", "lib64", "libx32"] {
+    for link in SYSTEM_LINKS {
         let host = Path::new("/").join(link);
         match fs::read_link(&host) {
             Ok(target) => symlink(target, r(link)).map_err(at("root symlinks"))?,

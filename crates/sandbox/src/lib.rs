@@ -27,7 +27,7 @@ mod wire;
 pub use cleanup::leftovers;
 pub use helper::{HELPER_ARG, helper_main, run_helper_if_requested};
 pub use hostfs::{ReadError, sha256_hex};
-pub use init::HOME;
+pub use init::{HOME, ROOT_DIRS, SYSTEM_LINKS};
 pub use mode::{Mode, NoIsolation, detect as detect_mode};
 pub use probe::{Check, Report, probe};
 pub use sandbox::{Death, DeathWatch, EXIT_ON_SIGTERM, ExecOutput, Sandbox, SandboxError};

@@ -532,23 +532,25 @@ impl Scenario {
                 ));
             }
         }
-        // The root's own top-level names (see the sandbox's root), which a link may not take.
-        const TAKEN: &[&str] = &[
-            "usr", "etc", "home", "tmp", "dev", "proc", "run", "bin", "sbin", "lib", "lib32",
-            "lib64", "libx32",
-        ];
+        // The root's own top-level names, which a link may not take.
+        let taken: Vec<&str> = sandbox::ROOT_DIRS
+            .iter()
+            .chain(sandbox::SYSTEM_LINKS)
+            .copied()
+            .chain(["run"])
+            .collect();
         for (inside, target) in &self.sandbox.links {
             let name = inside.strip_prefix('/').unwrap_or_default();
             if name.is_empty()
                 || name.contains('/')
                 || name == "."
                 || name == ".."
-                || TAKEN.contains(&name)
+                || taken.contains(&name)
                 || !target.starts_with('/')
             {
                 return Err(format!(
                     "field `sandbox.links`: '{inside}' -> '{target}': the link must be a new top-level absolute path (not /{}) and its target absolute",
-                    TAKEN.join(", /")
+                    taken.join(", /")
                 ));
             }
         }
