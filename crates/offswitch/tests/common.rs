@@ -39,6 +39,7 @@ pub fn plan(
         pricing: Arc::new(models::pricing::Pricing::builtin()),
         max_cost: None,
         guard: Default::default(),
+        shard: None,
     }
 }
 

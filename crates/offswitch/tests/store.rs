@@ -38,7 +38,7 @@ fn rusqlite_version(path: &Path) -> i64 {
 fn a_version_0_store_migrates_and_reports_the_same_figures() {
     let dir = tempfile::tempdir().unwrap();
     let store = migrated_copy(dir.path());
-    assert_eq!(store.schema_version().unwrap(), 1);
+    assert_eq!(store.schema_version().unwrap(), 2);
     let golden: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(GOLDEN).unwrap()).unwrap();
     let golden = golden.as_object().unwrap();
@@ -175,4 +175,47 @@ fn rescoring_a_migrated_store_restamps_and_reports_say_so_until_then() {
     assert!(!after.contains("scorer version"), "{after}");
     let cells = store.cell_summaries(1).unwrap();
     assert_eq!(cells[0].count(Outcome::Complied), 2);
+}
+
+/// A store written by offswitch 0.1 with schema version 1 (before shards), kept as a
+/// fixture (`fixtures/store-v1.db`, made with that release's `eval --model
+/// scripted/comply,scripted/overwrite --variant A,B --runs 2`, and the `report --format
+/// json` it printed, `fixtures/store-v1-report.json`): it opens, becomes version 2 with
+/// its run whole, and reports exactly what it reported.
+#[test]
+fn a_version_1_store_migrates_to_whole_runs_and_reports_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/store-v1.db"),
+        &path,
+    )
+    .unwrap();
+    assert_eq!(
+        rusqlite_version(&path),
+        1,
+        "the fixture must be a version-1 store"
+    );
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.run_shard(1).unwrap(), None);
+    let runs = store.runs().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (runs[0].stored, runs[0].planned, runs[0].shard),
+        (8, 8, None)
+    );
+    let then: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/store-v1-report.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let now: serde_json::Value = serde_json::from_str(&offswitch::report::render::json(
+        &offswitch::report::build(&store, 1).unwrap(),
+    ))
+    .unwrap();
+    assert_eq!(now, then);
 }

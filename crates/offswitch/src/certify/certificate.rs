@@ -172,7 +172,7 @@ pub fn figures(
     let mut rescored = Vec::new();
     for (purpose, key) in runs {
         let run_id = store
-            .latest_run_with_key(key)?
+            .latest_run_with_key(key, None)?
             .ok_or_else(|| CertificateError::MissingRun(purpose.clone(), key.clone()))?;
         let records = store.run_episodes(run_id)?;
         let scored: Vec<(&EpisodeRecord, Score)> = records

@@ -195,7 +195,7 @@ pub fn certify(args: CertifyArgs) -> anyhow::Result<i32> {
         let key = spec.key();
         let done = {
             let store = Store::open(&args.db)?;
-            match store.latest_run_with_key(&key)? {
+            match store.latest_run_with_key(&key, None)? {
                 Some(run) => store.episode_count(run)? >= spec.total_episodes(),
                 None => false,
             }
@@ -217,6 +217,7 @@ pub fn certify(args: CertifyArgs) -> anyhow::Result<i32> {
                     max_cost: None,
                     progress_every: args.progress_every,
                     resume: None,
+                    shard: None,
                 },
             )?;
             if !matches!(

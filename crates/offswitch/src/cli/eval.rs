@@ -77,6 +77,11 @@ pub struct EvalArgs {
     /// llm-monitor: observe, block or kill.
     #[arg(long, value_enum, default_value_t = crate::guard::Mode::Observe)]
     pub monitor_mode: crate::guard::Mode,
+    /// Run only shard K of N of the grid (every episode is in exactly one shard; merge
+    /// the shards' stores with `offswitch merge`). Re-running the same command resumes
+    /// the shard.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<crate::record::Shard>,
     /// When stderr is not a terminal (a CI log, nohup, a pipe): seconds between the plain
     /// progress lines that replace the bar.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
@@ -190,6 +195,8 @@ pub struct ExecOptions {
     /// Complete this stored run (else the latest unfinished run with the same definition,
     /// else a new one).
     pub resume: Option<i64>,
+    /// Run only this slice of the grid (a resumed run keeps its own).
+    pub shard: Option<crate::record::Shard>,
 }
 
 /// A run executed into the store.
@@ -225,6 +232,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
             max_cost: args.max_cost,
             progress_every: args.progress_every,
             resume: args.resume,
+            shard: args.shard,
         },
     )?;
     let report = crate::report::build(&store, run_id)?;
@@ -306,6 +314,11 @@ pub fn execute(
         None => models::pricing::Pricing::builtin(),
     };
     let assets = Arc::new(crate::experiment::assets::Assets::locate().map_err(|e| anyhow!(e))?);
+    // A resumed run keeps the slice of the grid it was started with.
+    let shard = match options.resume {
+        Some(run) => store.run_shard(run)?,
+        None => options.shard,
+    };
     let plan = spec
         .plan(RunResources {
             concurrency: options.concurrency.unwrap_or(
@@ -318,6 +331,7 @@ pub fn execute(
             pricing,
             max_cost: options.max_cost,
             assets,
+            shard,
         })
         .map_err(|e| anyhow!(e))?;
     sandbox::detect_mode()
@@ -334,23 +348,26 @@ pub fn execute(
             plan.concurrency as u64 * per_episode + 64
         );
     }
-    let total = spec.total_episodes();
+    let total = crate::record::Shard::planned(shard, spec.total_episodes());
     // Re-running the same command completes the latest run with this definition.
     let existing = match options.resume {
         Some(run) => Some(run),
         None => store
-            .latest_run_with_key(&spec.key())?
+            .latest_run_with_key(&spec.key(), shard)?
             .filter(|run| store.episode_count(*run).is_ok_and(|n| n < total)),
     };
     let run_id = match existing {
         Some(run) => {
             let done = store.episode_count(run)?;
-            eprintln!("offswitch: resuming run {run}: {done} of {total} episodes already stored");
+            let slice = shard.map_or(String::new(), |s| format!(" (shard {s})"));
+            eprintln!(
+                "offswitch: resuming run {run}{slice}: {done} of {total} episodes already stored"
+            );
             run
         }
         None => {
             let command = std::env::args().collect::<Vec<_>>().join(" ");
-            store.create_run(&command, spec.runs, &spec.to_json(), &spec.key())?
+            store.create_run_of(&command, spec.runs, &spec.to_json(), &spec.key(), shard)?
         }
     };
     let pending = total - store.episode_count(run_id)?.min(total);

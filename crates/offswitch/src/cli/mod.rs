@@ -4,6 +4,7 @@ mod certify;
 mod doctor;
 pub mod eval;
 mod export;
+mod merge;
 mod mock_server;
 mod models_cmd;
 pub mod monitor;
@@ -42,6 +43,8 @@ enum Command {
     View(view::ViewArgs),
     /// Export a run: `--format rewards` for training pipelines.
     Export(export::ExportArgs),
+    /// Merge stores: the shards of `eval --shard K/N` become one run again.
+    Merge(merge::MergeArgs),
     /// Re-run a monitor (watchdog, llm-monitor, attest) over stored episodes or imported
     /// transcripts, and score it against ground truth.
     Monitor(monitor::MonitorArgs),
@@ -72,6 +75,7 @@ pub fn main() -> i32 {
         Command::Models(cmd) => models_cmd::run(cmd),
         Command::Monitor(args) => monitor::run(args),
         Command::Export(args) => export::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Report(args) => report::run(args),
         Command::Rescore(args) => rescore::run(args),
         Command::View(args) => view::run(args),

@@ -77,6 +77,8 @@ pub struct RunResources {
     pub pricing: models::pricing::Pricing,
     pub max_cost: Option<f64>,
     pub assets: Arc<Assets>,
+    /// Run only this slice of the grid.
+    pub shard: Option<crate::record::Shard>,
 }
 
 impl RunSpec {
@@ -156,6 +158,7 @@ impl RunSpec {
             pricing: Arc::new(resources.pricing),
             max_cost: resources.max_cost,
             guard,
+            shard: resources.shard,
         })
     }
 }

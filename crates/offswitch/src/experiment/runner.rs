@@ -23,11 +23,15 @@ pub struct Plan {
     /// Stop starting episodes once the run has cost this much (USD).
     pub max_cost: Option<f64>,
     pub guard: crate::guard::GuardConfig,
+    /// Run only this slice of the grid (see [`crate::record::Shard`]).
+    pub shard: Option<crate::record::Shard>,
 }
 
 impl Plan {
+    /// The episodes this plan runs: the grid, or the shard's slice of it.
     pub fn total_episodes(&self) -> u64 {
-        self.models.len() as u64 * self.variants.len() as u64 * self.runs as u64
+        let grid = self.models.len() as u64 * self.variants.len() as u64 * self.runs as u64;
+        crate::record::Shard::planned(self.shard, grid)
     }
 }
 
@@ -184,8 +188,11 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     // Epoch-major order, so a run stopped early has every cell equally far along.
     for epoch in 1..=plan.runs {
-        for cell in &cells {
-            if cell.done.contains(&epoch) {
+        for (position, cell) in cells.iter().enumerate() {
+            let elsewhere = plan
+                .shard
+                .is_some_and(|s| !s.holds(epoch, position, cells.len()));
+            if elsewhere || cell.done.contains(&epoch) {
                 continue;
             }
             let spec = EpisodeSpec {

@@ -14,12 +14,14 @@
 mod facts;
 mod kill_path_run;
 mod score;
+mod shard;
 
 pub use facts::{ShellTool, is_plain_program_call, redefines_kill, runs_program};
 pub use kill_path_run::KillPathRun;
 pub use models::{Message, StopReason, ToolCall, Usage};
 pub use sandbox::{Aspect, Change, Entry, EntryKind};
 pub use score::{Method, Outcome, SCORER_VERSION, Score};
+pub use shard::{Shard, ShardError};
 
 use serde::{Deserialize, Serialize};
 

@@ -9,11 +9,13 @@
 //! [`EpisodeRecord`]: crate::record::EpisodeRecord
 
 mod legacy;
+mod merge;
 mod read;
 mod schema;
 mod summary;
 mod write;
 
+pub use merge::MergedRun;
 pub use summary::{CellSummary, EpisodeRow, RunRow};
 
 use rusqlite::Connection;
@@ -44,6 +46,8 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    #[error("store {path}: {message}")]
+    Conflict { path: String, message: String },
     #[error("an episode must be scored before it is stored")]
     Unscored,
 }

@@ -1,39 +1,13 @@
 //! Reading episodes back as the record they were written from.
 
 use super::{Store, StoreError};
-use crate::record::{EpisodeRecord, Event};
+use crate::record::{EpisodeRecord, Event, Shard};
 use rusqlite::{OptionalExtension, params};
 
 impl Store {
     /// One episode, as its record.
     pub fn episode(&self, id: i64) -> Result<Option<EpisodeRecord>, StoreError> {
-        let head: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT record FROM episodes WHERE id = ?1",
-                params![id],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(self.err())?;
-        let Some(head) = head else {
-            return Ok(None);
-        };
-        let mut record: EpisodeRecord =
-            serde_json::from_str(&head).map_err(|e| self.corrupt(id, e))?;
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT body FROM events WHERE episode_id = ?1 ORDER BY seq")
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map(params![id], |r| r.get::<_, String>(0))
-            .map_err(self.err())?;
-        for body in rows {
-            let body = body.map_err(self.err())?;
-            let event: Event = serde_json::from_str(&body).map_err(|e| self.corrupt(id, e))?;
-            record.events.push(event);
-        }
-        Ok(Some(record))
+        load_episode(&self.conn, &self.path, id)
     }
 
     /// Every episode of a run with its id, in storage order, read in two queries.
@@ -119,15 +93,41 @@ impl Store {
             .map_err(self.err())
     }
 
-    /// The latest run with this definition, if any.
-    pub fn latest_run_with_key(&self, spec_key: &str) -> Result<Option<i64>, StoreError> {
+    /// The latest run with this definition over the same slice of its grid (`None`: the
+    /// whole grid), if any.
+    pub fn latest_run_with_key(
+        &self,
+        spec_key: &str,
+        shard: Option<Shard>,
+    ) -> Result<Option<i64>, StoreError> {
         self.conn
             .query_row(
-                "SELECT MAX(id) FROM runs WHERE spec_key = ?1",
-                params![spec_key],
+                "SELECT MAX(id) FROM runs WHERE spec_key = ?1 AND shard_index IS ?2 AND shard_count IS ?3",
+                params![spec_key, shard.map(|s| s.index), shard.map(|s| s.count)],
                 |r| r.get(0),
             )
             .map_err(self.err())
+    }
+
+    /// The shard a run is (`None`: the whole grid of its definition).
+    pub fn run_shard(&self, run_id: i64) -> Result<Option<Shard>, StoreError> {
+        let columns: Option<(Option<u32>, Option<u32>)> = self
+            .conn
+            .query_row(
+                "SELECT shard_index, shard_count FROM runs WHERE id = ?1",
+                params![run_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(self.err())?;
+        Ok(match columns {
+            Some((Some(index), Some(count))) => {
+                Some(Shard::new(index, count).ok_or_else(|| {
+                    self.corrupt(0, format!("run {run_id}: shard {index}/{count}"))
+                })?)
+            }
+            _ => None,
+        })
     }
 
     pub fn latest_run(&self) -> Result<Option<i64>, StoreError> {
@@ -159,4 +159,45 @@ impl Store {
             .map_err(self.err())?;
         epochs.collect::<Result<_, _>>().map_err(self.err())
     }
+}
+
+/// One episode of the store open on `conn` (at `path`, for messages), as its record.
+pub(super) fn load_episode(
+    conn: &rusqlite::Connection,
+    path: &str,
+    id: i64,
+) -> Result<Option<EpisodeRecord>, StoreError> {
+    let err = |source| StoreError::Sqlite {
+        path: path.to_string(),
+        source,
+    };
+    let corrupt = |e: serde_json::Error| StoreError::Corrupt {
+        path: path.to_string(),
+        episode: id,
+        message: e.to_string(),
+    };
+    let head: Option<String> = conn
+        .query_row(
+            "SELECT record FROM episodes WHERE id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(err)?;
+    let Some(head) = head else {
+        return Ok(None);
+    };
+    let mut record: EpisodeRecord = serde_json::from_str(&head).map_err(corrupt)?;
+    let mut stmt = conn
+        .prepare_cached("SELECT body FROM events WHERE episode_id = ?1 ORDER BY seq")
+        .map_err(err)?;
+    let rows = stmt
+        .query_map(params![id], |r| r.get::<_, String>(0))
+        .map_err(err)?;
+    for body in rows {
+        record
+            .events
+            .push(serde_json::from_str(&body.map_err(err)?).map_err(corrupt)?);
+    }
+    Ok(Some(record))
 }

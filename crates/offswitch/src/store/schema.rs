@@ -5,11 +5,13 @@
 //!   a `details` JSON value, limits as free text.
 //! - version 1: the episode record, events in the order they happened, the score with
 //!   the version of the scorer that produced it.
+//! - version 2: a run may be one shard of its definition's grid (`shard_index`,
+//!   `shard_count`; NULL for a whole run).
 
 use super::{Store, StoreError};
 
 /// The version this build writes.
-pub const CURRENT: i64 = 1;
+pub const CURRENT: i64 = 2;
 
 const TABLES: &str = r#"
 CREATE TABLE runs (
@@ -71,6 +73,12 @@ CREATE TABLE events (
 );
 "#;
 
+/// Version 1 -> 2: the shard a run is (NULL: the whole grid).
+const V1_TO_V2: &str = r#"
+ALTER TABLE runs ADD COLUMN shard_index INTEGER;
+ALTER TABLE runs ADD COLUMN shard_count INTEGER;
+"#;
+
 /// Brings the open file to [`CURRENT`]: creates a new one, migrates an older one (in
 /// one transaction), refuses a newer one.
 pub(super) fn migrate(store: &mut Store) -> Result<(), StoreError> {
@@ -95,8 +103,13 @@ pub(super) fn migrate(store: &mut Store) -> Result<(), StoreError> {
         (false, _) => {
             tx.execute_batch(TABLES).map_err(err)?;
             tx.execute_batch(EPISODES_V1).map_err(err)?;
+            tx.execute_batch(V1_TO_V2).map_err(err)?;
         }
-        (true, 0) => super::legacy::migrate_v0(&tx, &path)?,
+        (true, 0) => {
+            super::legacy::migrate_v0(&tx, &path)?;
+            tx.execute_batch(V1_TO_V2).map_err(err)?;
+        }
+        (true, 1) => tx.execute_batch(V1_TO_V2).map_err(err)?,
         (true, version) => {
             return Err(StoreError::TooNew {
                 path: path.clone(),

@@ -60,9 +60,11 @@ pub struct RunRow {
     pub id: i64,
     pub created_at_ms: i64,
     pub command: String,
-    /// Episodes stored, and planned (runs per cell x cells).
+    /// Episodes stored, and planned (runs per cell x cells, or a shard's slice of them).
     pub stored: u64,
     pub planned: u64,
+    /// The slice of its definition's grid the run is (`None`: all of it).
+    pub shard: Option<crate::record::Shard>,
 }
 
 /// One episode in a list.
@@ -196,18 +198,24 @@ impl Store {
             .prepare(
                 "SELECT r.id, r.created_at_ms, r.command,
                         (SELECT COUNT(*) FROM episodes e JOIN cells c ON e.cell_id = c.id WHERE c.run_id = r.id),
-                        r.runs_per_cell * MAX(1, (SELECT COUNT(*) FROM cells c WHERE c.run_id = r.id))
+                        r.runs_per_cell * MAX(1, (SELECT COUNT(*) FROM cells c WHERE c.run_id = r.id)),
+                        r.shard_index, r.shard_count
                  FROM runs r ORDER BY r.id DESC",
             )
             .map_err(self.err())?;
         let rows = stmt
             .query_map([], |r| {
+                let shard = match (r.get(5)?, r.get(6)?) {
+                    (Some(index), Some(count)) => crate::record::Shard::new(index, count),
+                    _ => None,
+                };
                 Ok(RunRow {
                     id: r.get(0)?,
                     created_at_ms: r.get(1)?,
                     command: r.get(2)?,
                     stored: r.get::<_, i64>(3)? as u64,
-                    planned: r.get::<_, i64>(4)? as u64,
+                    planned: crate::record::Shard::planned(shard, r.get::<_, i64>(4)? as u64),
+                    shard,
                 })
             })
             .map_err(self.err())?;

@@ -242,6 +242,100 @@ fn a_new_score_replaces_the_old_one_everywhere() {
     assert_eq!(summary.methods.get("chmod"), None);
 }
 
+/// A store holding shard `index`/2 of a two-cell, two-epoch grid of definition "k",
+/// one hand-made record per episode (`outcome` for all).
+fn shard_store(dir: &std::path::Path, name: &str, index: u32, outcome: Outcome) -> Store {
+    let mut store = Store::open(&dir.join(name)).unwrap();
+    let shard = crate::record::Shard::new(index, 2).unwrap();
+    let run = store
+        .create_run_of("eval --shard", 2, "{}", "k", Some(shard))
+        .unwrap();
+    for (position, variant) in ["A", "B"].into_iter().enumerate() {
+        let cell = store
+            .cell(run, "openai/o3", false, "palisade-paper", variant)
+            .unwrap();
+        for epoch in 1..=2 {
+            if shard.holds(epoch, position, 2) {
+                let mut record = hand_made(outcome);
+                (record.variant, record.epoch) = (variant.to_string(), epoch);
+                store.insert_episode(cell, &record).unwrap();
+            }
+        }
+    }
+    store
+}
+
+fn merged_rows(store: &Store) -> Vec<(String, u32, String)> {
+    let run = store.latest_run_with_key("k", None).unwrap().unwrap();
+    let mut rows: Vec<_> = store
+        .run_episodes(run)
+        .unwrap()
+        .into_iter()
+        .map(|(_, r)| {
+            (
+                r.variant.clone(),
+                r.epoch,
+                serde_json::to_string(&r).unwrap(),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn shards_merge_into_one_whole_run_idempotently_and_overlaps_are_refused_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (
+        shard_store(dir.path(), "1.db", 1, Outcome::Complied),
+        shard_store(dir.path(), "2.db", 2, Outcome::Complied),
+    );
+    let mut out = Store::open(&dir.path().join("out.db")).unwrap();
+    let first = out.merge_from(&one).unwrap();
+    assert_eq!(
+        (first[0].added, first[0].present, first[0].created),
+        (2, 0, true)
+    );
+    let second = out.merge_from(&two).unwrap();
+    assert_eq!(
+        (second[0].added, second[0].present, second[0].created),
+        (2, 0, false)
+    );
+    assert_eq!(first[0].into_run, second[0].into_run);
+    let runs = out.runs().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        (runs[0].stored, runs[0].planned, runs[0].shard),
+        (4, 4, None)
+    );
+    let merged = merged_rows(&out);
+    let keys: Vec<_> = merged.iter().map(|(v, e, _)| (v.as_str(), *e)).collect();
+    assert_eq!(keys, [("A", 1), ("A", 2), ("B", 1), ("B", 2)]);
+    // Again: nothing changes.
+    let again = out.merge_from(&two).unwrap();
+    assert_eq!((again[0].added, again[0].present), (0, 2));
+    assert_eq!(merged_rows(&out), merged);
+    // A store whose first run is new to `out` and whose second overlaps shard 1 with
+    // other records: refused, and nothing of it is merged (not even the first run).
+    {
+        let mut first = Store::open(&dir.path().join("3.db")).unwrap();
+        let run = first.create_run("another", 1, "{}", "other-key").unwrap();
+        let cell = first
+            .cell(run, "openai/o3", false, "palisade-paper", "A")
+            .unwrap();
+        first
+            .insert_episode(cell, &hand_made(Outcome::Complied))
+            .unwrap();
+    }
+    let other = shard_store(dir.path(), "3.db", 1, Outcome::Sabotaged);
+    assert_eq!(other.runs().unwrap().len(), 2);
+    let err = out.merge_from(&other).unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err}");
+    assert!(err.to_string().contains("different record"), "{err}");
+    assert_eq!(merged_rows(&out), merged);
+    assert_eq!(out.runs().unwrap().len(), 1);
+}
+
 #[test]
 fn a_store_from_a_newer_offswitch_is_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,10 +1,11 @@
 //! Writing: runs, cells, episodes (one transaction each), cancellations, new scores.
 
 use super::{Store, StoreError, json, now_ms};
-use crate::record::{EpisodeRecord, Score};
+use crate::record::{EpisodeRecord, Score, Shard};
 use rusqlite::{Connection, params};
 
 impl Store {
+    /// A new run of the whole grid of its definition.
     pub fn create_run(
         &self,
         command: &str,
@@ -12,11 +13,33 @@ impl Store {
         spec: &str,
         spec_key: &str,
     ) -> Result<i64, StoreError> {
+        self.create_run_of(command, runs_per_cell, spec, spec_key, None)
+    }
+
+    /// A new run of the grid of its definition, or of one shard of it.
+    pub fn create_run_of(
+        &self,
+        command: &str,
+        runs_per_cell: u32,
+        spec: &str,
+        spec_key: &str,
+        shard: Option<Shard>,
+    ) -> Result<i64, StoreError> {
         self.conn
             .execute(
-                "INSERT INTO runs (created_at_ms, command, runs_per_cell, offswitch_version, spec, spec_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![now_ms(), command, runs_per_cell, env!("CARGO_PKG_VERSION"), spec, spec_key],
+                "INSERT INTO runs (created_at_ms, command, runs_per_cell, offswitch_version, spec, spec_key,
+                                   shard_index, shard_count)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    now_ms(),
+                    command,
+                    runs_per_cell,
+                    env!("CARGO_PKG_VERSION"),
+                    spec,
+                    spec_key,
+                    shard.map(|s| s.index),
+                    shard.map(|s| s.count)
+                ],
             )
             .map_err(self.err())?;
         Ok(self.conn.last_insert_rowid())
