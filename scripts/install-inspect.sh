@@ -4,12 +4,15 @@
 #                                         check offswitch's Inspect logs)
 #   scripts/install-inspect.sh sdk        the providers' official SDKs into .venv-sdk (the
 #                                         tests that validate request bodies)
+#   scripts/install-inspect.sh k8s        kubernetes-validate into .venv-k8s (the test
+#                                         that checks deploy/kubernetes/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-inspect}" in
   inspect) venv=.venv-inspect; lock=scripts/inspect-requirements.lock; what=inspect_ai ;;
   sdk) venv=.venv-sdk; lock=scripts/sdk-requirements.lock; what="the openai, anthropic and google-genai SDKs" ;;
-  *) echo "usage: $0 [inspect|sdk]" >&2; exit 2 ;;
+  k8s) venv=.venv-k8s; lock=scripts/k8s-requirements.lock; what=kubernetes-validate ;;
+  *) echo "usage: $0 [inspect|sdk|k8s]" >&2; exit 2 ;;
 esac
 stamp="$venv/.installed-$(sha256sum "$lock" | cut -c1-16)"
 if [ -f "$stamp" ]; then

@@ -2,7 +2,8 @@
 # What only the test suite needs beyond scripts/install-deps.sh: Debian's Chromium and
 # ChromeDriver (the web viewer's browser test), Inspect AI in .venv-inspect (the
 # Inspect log checks) and the providers' official SDKs in .venv-sdk (request bodies
-# checked against their types).
+# checked against their types) and kubernetes-validate in .venv-k8s (the Kubernetes
+# manifests checked against the API's schemas).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
@@ -16,3 +17,4 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
 fi
 scripts/install-inspect.sh
 scripts/install-inspect.sh sdk
+scripts/install-inspect.sh k8s
