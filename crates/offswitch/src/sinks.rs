@@ -92,6 +92,103 @@ impl Sink for Progress {
     }
 }
 
+/// `eval --follow`: each episode's transcript printed to stderr as it happens (above the
+/// bar), then its outcome. With several episodes at once, every line carries its
+/// episode's label.
+pub struct Follow {
+    bar: ProgressBar,
+    labelled: bool,
+    /// Messages already printed, per episode (model, variant, epoch).
+    shown: Mutex<std::collections::HashMap<(String, String, u32), usize>>,
+}
+
+impl Follow {
+    pub fn new(bar: ProgressBar, labelled: bool) -> Follow {
+        Follow {
+            bar,
+            labelled,
+            shown: Mutex::new(Default::default()),
+        }
+    }
+
+    fn print(&self, record: &EpisodeRecord, text: &str) {
+        let text = if self.labelled {
+            let label = format!("[{} {}#{}] ", record.model, record.variant, record.epoch);
+            text.lines()
+                .map(|l| format!("{label}{l}\n"))
+                .collect::<String>()
+        } else {
+            text.to_string()
+        };
+        self.bar.suspend(|| eprint!("{text}"));
+    }
+}
+
+impl crate::experiment::runner::Follower for Follow {
+    fn follow(&self, record: &EpisodeRecord) {
+        let mut shown = self.shown.lock().unwrap_or_else(|e| e.into_inner());
+        let from = shown
+            .entry((record.model.clone(), record.variant.clone(), record.epoch))
+            .or_insert(0);
+        let mut text = String::new();
+        if *from == 0 {
+            text = format!(
+                "=== {}{} on {}/{}, epoch {} ===\n",
+                record.model,
+                if record.scripted {
+                    " [scripted fixture: not a model]"
+                } else {
+                    ""
+                },
+                record.scenario,
+                record.variant,
+                record.epoch
+            );
+        }
+        let (new, messages) = crate::report::transcript::live(record, *from);
+        text.push_str(&new);
+        *from = messages;
+        if !text.is_empty() {
+            self.print(record, &text);
+        }
+    }
+}
+
+impl Sink for Follow {
+    fn finished(&self, _cell: i64, record: &mut EpisodeRecord) -> Result<(), SinkError> {
+        self.shown
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(record.model.clone(), record.variant.clone(), record.epoch));
+        let outcome = match &record.score {
+            Some(score) if score.methods.is_empty() => score.outcome.as_str().to_string(),
+            Some(score) => format!(
+                "{} ({})",
+                score.outcome.as_str(),
+                score
+                    .methods
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            None => "not scored".to_string(),
+        };
+        self.print(
+            record,
+            &format!(
+                "=== outcome: {outcome}; ended: {} ===\n\n",
+                record.end.describe()
+            ),
+        );
+        Ok(())
+    }
+
+    fn cancelled(&self, _cell: i64, _epoch: u32) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
 /// Calls a function with each finished, scored episode (benchmarks print them).
 pub struct OnEpisode<F>(pub F);
 

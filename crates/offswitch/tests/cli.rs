@@ -322,6 +322,7 @@ fn rescore_lists_applies_and_then_has_nothing_left_to_change() {
             epoch: 1,
             assets: std::sync::Arc::new(assets),
             guard: Default::default(),
+            follower: None,
         }))
         .unwrap();
     let now = offswitch::score::score(&record);
@@ -419,11 +420,95 @@ fn progress_shows_as_plain_lines_when_stderr_is_not_a_terminal() {
             .all(|l| l.contains("/s, ") && l.contains("elapsed ")),
         "{lines:?}"
     );
+    // One episode at a time but no terminal: no transcript streamed (`--follow auto`).
+    assert!(!stderr.contains("[assistant]"), "{stderr}");
     let refused = offswitch(&["eval", "--progress-every", "0"], dir.path());
     assert!(!refused.status.success());
     assert!(
         text(&refused).contains("--progress-every"),
         "{}",
         text(&refused)
+    );
+}
+
+/// `eval --follow always` streams each episode's messages as they happen, then its
+/// outcome; the streamed messages are the stored transcript's, in order, and several
+/// episodes at once are told apart by a label on every line.
+#[test]
+fn follow_streams_the_transcript_as_the_episode_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = |concurrency: &'static str, db: &'static str| {
+        [
+            "eval",
+            "--model",
+            "scripted/overwrite",
+            "--runs",
+            "1",
+            "--concurrency",
+            concurrency,
+            "--db",
+            db,
+            "--follow",
+            "always",
+        ]
+    };
+    let out = offswitch(&args("1", "f.db"), dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let followed: String = stderr
+        .lines()
+        .take_while(|l| !l.starts_with("offswitch: "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    insta::assert_snapshot!(followed);
+    let shown = text(&offswitch(&["show", "1", "--db", "f.db"], dir.path()));
+    let transcript = &shown[shown.find("--- transcript ---\n").unwrap() + 19..];
+    let messages: String = followed
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("=== outcome"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        transcript.starts_with(&messages),
+        "streamed:\n{messages}\nstored:\n{transcript}"
+    );
+    assert!(
+        followed.contains("=== outcome: sabotaged (overwrite)"),
+        "{followed}"
+    );
+
+    let two = offswitch(
+        &[
+            "eval",
+            "--model",
+            "scripted/comply,scripted/overwrite",
+            "--runs",
+            "1",
+            "--concurrency",
+            "2",
+            "--db",
+            "g.db",
+            "--follow",
+            "always",
+        ],
+        dir.path(),
+    );
+    assert!(two.status.success(), "{}", text(&two));
+    let stderr = String::from_utf8_lossy(&two.stderr).to_string();
+    for label in ["[scripted/comply A#1] ", "[scripted/overwrite A#1] "] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(label) && l.contains("=== outcome")),
+            "{stderr}"
+        );
+    }
+    assert!(
+        stderr
+            .lines()
+            .filter(|l| !l.starts_with("offswitch: ") && !l.is_empty())
+            .all(|l| l.starts_with('[')),
+        "an unlabelled line among concurrent episodes:\n{stderr}"
     );
 }

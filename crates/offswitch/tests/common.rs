@@ -40,6 +40,7 @@ pub fn plan(
         max_cost: None,
         guard: Default::default(),
         shard: None,
+        follower: None,
     }
 }
 

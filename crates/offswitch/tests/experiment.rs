@@ -630,6 +630,7 @@ fn compliance_details_come_from_ground_truth() {
             epoch: 1,
             assets: assets(),
             guard: Default::default(),
+            follower: None,
         }))
         .unwrap()
     };
@@ -729,6 +730,7 @@ fn question_service_refuses_other_host_users() {
             epoch: 1,
             assets: assets(),
             guard: Default::default(),
+            follower: None,
         }))
         .unwrap()
     });
@@ -783,6 +785,7 @@ fn a_full_context_window_ends_the_episode_at_a_limit_not_as_an_error() {
             epoch: 1,
             assets: assets(),
             guard: Default::default(),
+            follower: None,
         }))
         .unwrap();
     assert_eq!(score(&record).outcome, Outcome::Limit, "{:?}", record.end);

@@ -177,6 +177,7 @@ fn tool_events_keep_their_own_command_times_in_order_and_limits_keep_their_kind(
                 epoch: 1,
                 assets: common::assets(),
                 guard: Default::default(),
+                follower: None,
             }))
             .unwrap();
         record.score = Some(offswitch::score::score(&record));

@@ -46,6 +46,7 @@ fn a_full_episode_on_the_default_local_model_is_scored() {
                 epoch: 1,
                 assets: assets(),
                 guard: Default::default(),
+                follower: None,
             }))
             .unwrap();
         let s = score(&record);

@@ -49,6 +49,7 @@ proptest! {
             epoch: 1,
             assets: assets(),
             guard: Default::default(),
+            follower: None,
         })).unwrap();
         let s = score(&record);
         let survived = record.evidence.machine_died_ms.is_none();

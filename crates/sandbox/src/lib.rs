@@ -35,13 +35,26 @@ pub use snapshot::{Aspect, Change, Entry, EntryKind, Snapshot};
 pub use spec::{BindSpec, ExecOptions, HelperCommand, LaidFile, Limits, SandboxSpec};
 pub use uid_pool::{FIRST_UID as FIRST_SANDBOX_UID, SLOTS as SANDBOX_UID_SLOTS};
 
-/// Raises this process's soft limit on open descriptors to its hard limit and returns
-/// the new soft limit. A supervisor holds several descriptors per live sandbox (its
-/// channels, pidfd, the question service's connections), so many sandboxes at once need
-/// more than the usual default of 1024.
-pub fn raise_fd_limit() -> std::io::Result<u64> {
+/// Raises this process's limit on open descriptors to at least `wanted` where it may:
+/// the soft limit to the hard one, and both past it when the process may raise the hard
+/// limit (root or CAP_SYS_RESOURCE, up to the kernel's `fs.nr_open`). Returns the new soft
+/// limit, which the caller compares with what it needs. A supervisor holds several
+/// descriptors per live sandbox (its channels, pidfd, the question service's
+/// connections), so many sandboxes at once need more than the usual default of 1024.
+pub fn raise_fd_limit(wanted: u64) -> std::io::Result<u64> {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(std::io::Error::from)?;
+    if wanted > hard {
+        let ceiling = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .unwrap_or(hard);
+        let target = wanted.min(ceiling).max(hard);
+        // Refused without the privilege: then the hard limit is what there is.
+        if target > hard && setrlimit(Resource::RLIMIT_NOFILE, target, target).is_ok() {
+            return Ok(target);
+        }
+    }
     if soft < hard {
         setrlimit(Resource::RLIMIT_NOFILE, hard, hard).map_err(std::io::Error::from)?;
     }

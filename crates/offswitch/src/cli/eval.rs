@@ -82,10 +82,21 @@ pub struct EvalArgs {
     /// the shard.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<crate::record::Shard>,
+    /// Print each episode's transcript as it happens: auto = on a terminal with one
+    /// episode at a time (the local-model default).
+    #[arg(long, value_enum, default_value_t = Follow::Auto)]
+    pub follow: Follow,
     /// When stderr is not a terminal (a CI log, nohup, a pipe): seconds between the plain
     /// progress lines that replace the bar.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub progress_every: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Follow {
+    Auto,
+    Always,
+    Never,
 }
 
 /// One plain progress line: done/total, rate, outcomes so far, elapsed, estimate.
@@ -197,6 +208,7 @@ pub struct ExecOptions {
     pub resume: Option<i64>,
     /// Run only this slice of the grid (a resumed run keeps its own).
     pub shard: Option<crate::record::Shard>,
+    pub follow: Follow,
 }
 
 /// A run executed into the store.
@@ -233,6 +245,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
             progress_every: args.progress_every,
             resume: args.resume,
             shard: args.shard,
+            follow: args.follow,
         },
     )?;
     let report = crate::report::build(&store, run_id)?;
@@ -319,19 +332,32 @@ pub fn execute(
         Some(run) => store.run_shard(run)?,
         None => options.shard,
     };
+    let concurrency =
+        options
+            .concurrency
+            .unwrap_or(if spec.models.iter().any(|m| m.starts_with("local/")) {
+                1
+            } else {
+                8
+            });
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let bar = ProgressBar::new(0);
+    let follow = match options.follow {
+        Follow::Always => true,
+        Follow::Never => false,
+        Follow::Auto => terminal && concurrency == 1,
+    }
+    .then(|| Arc::new(crate::sinks::Follow::new(bar.clone(), concurrency > 1)));
     let plan = spec
         .plan(RunResources {
-            concurrency: options.concurrency.unwrap_or(
-                if spec.models.iter().any(|m| m.starts_with("local/")) {
-                    1
-                } else {
-                    8
-                },
-            ),
+            concurrency,
             pricing,
             max_cost: options.max_cost,
             assets,
             shard,
+            follower: follow
+                .clone()
+                .map(|f| f as Arc<dyn crate::experiment::runner::Follower>),
         })
         .map_err(|e| anyhow!(e))?;
     sandbox::detect_mode()
@@ -339,13 +365,14 @@ pub fn execute(
     // Each running episode may hold this many of the supervisor's descriptors: its
     // sandbox's channels and the question service's connections.
     let per_episode = crate::experiment::questions::MAX_CONNECTIONS as u64 + 16;
-    let descriptors = sandbox::raise_fd_limit().context("cannot raise the open-file limit")?;
-    if descriptors < plan.concurrency as u64 * per_episode + 64 {
+    let needed = plan.concurrency as u64 * per_episode + 64;
+    let descriptors =
+        sandbox::raise_fd_limit(needed).context("cannot raise the open-file limit")?;
+    if descriptors < needed {
         anyhow::bail!(
-            "--concurrency {} needs about {} open files, but this process may open only {descriptors}: \
+            "--concurrency {} needs about {needed} open files, but this process may open only {descriptors}: \
              lower --concurrency or raise the hard limit (ulimit -Hn)",
             plan.concurrency,
-            plan.concurrency as u64 * per_episode + 64
         );
     }
     let total = crate::record::Shard::planned(shard, spec.total_episodes());
@@ -372,7 +399,7 @@ pub fn execute(
     };
     let pending = total - store.episode_count(run_id)?.min(total);
     let store = Arc::new(Mutex::new(store));
-    let bar = ProgressBar::new(pending);
+    bar.set_length(pending);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} episodes  {per_sec}  eta {eta}  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
@@ -382,7 +409,7 @@ pub fn execute(
         .build()?;
     let interrupt = runner::Interrupt::new();
     // No terminal to draw the bar on: a plain line at a steady interval instead.
-    let ticker = (!std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+    let ticker = (!terminal).then(|| {
         let (bar, every) = (
             bar.clone(),
             std::time::Duration::from_secs(options.progress_every),
@@ -413,7 +440,13 @@ pub fn execute(
         &plan,
         store.clone(),
         run_id,
-        vec![Box::new(Progress::new(bar.clone()))],
+        {
+            let mut extra: Vec<Box<dyn runner::Sink>> = vec![Box::new(Progress::new(bar.clone()))];
+            if let Some(follow) = follow {
+                extra.push(Box::new(follow));
+            }
+            extra
+        },
         interrupt,
     ));
     watcher.abort();

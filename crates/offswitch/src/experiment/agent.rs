@@ -42,6 +42,7 @@ pub async fn run(
     let mut task_calls = 0usize;
     let mut before = env.pristine.clone();
     loop {
+        spec.show(record);
         if record.message_count() >= limits.max_messages {
             return Ok(EpisodeEnd::limit(
                 LimitKind::Messages,
@@ -102,6 +103,7 @@ pub async fn run(
             stop_reason: Some(reply.stop_reason),
             exchange: reply.exchange,
         });
+        spec.show(record);
         if calls.is_empty() {
             use models::StopReason;
             match reply.stop_reason {

@@ -23,6 +23,17 @@ pub struct EpisodeSpec {
     pub epoch: u32,
     pub assets: Arc<Assets>,
     pub guard: GuardConfig,
+    /// Shown the record as the episode goes (`eval --follow`).
+    pub follower: Option<Arc<dyn super::runner::Follower>>,
+}
+
+impl EpisodeSpec {
+    /// Shows the follower, if any, the record as it stands.
+    pub fn show(&self, record: &EpisodeRecord) {
+        if let Some(follower) = &self.follower {
+            follower.follow(record);
+        }
+    }
 }
 
 fn unix_ms(t: SystemTime) -> u64 {
@@ -88,5 +99,6 @@ pub async fn run_episode(spec: EpisodeSpec) -> Result<EpisodeRecord, FatalError>
     env.finish(&scenario, &spec.assets, &mut record, started)
         .await;
     record.duration_ms = ms_since(started);
+    spec.show(&record);
     outcome.map(|_| record)
 }

@@ -25,6 +25,15 @@ pub struct Plan {
     pub guard: crate::guard::GuardConfig,
     /// Run only this slice of the grid (see [`crate::record::Shard`]).
     pub shard: Option<crate::record::Shard>,
+    /// Shown every episode's record as it goes (`eval --follow`).
+    pub follower: Option<Arc<dyn Follower>>,
+}
+
+/// Sees an episode's record as it grows (after each model turn and each round of tool
+/// results, and once more at its end, before it is scored); tells the episodes apart by
+/// model, variant and epoch.
+pub trait Follower: Send + Sync {
+    fn follow(&self, record: &EpisodeRecord);
 }
 
 impl Plan {
@@ -202,6 +211,7 @@ pub async fn run(
                 epoch,
                 assets: plan.assets.clone(),
                 guard: plan.guard.clone(),
+                follower: plan.follower.clone(),
             };
             let (permits, control, sinks, pricing) = (
                 permits.clone(),

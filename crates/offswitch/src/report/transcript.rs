@@ -92,62 +92,13 @@ fn render_raw(id: i64, run: i64, e: &EpisodeRecord) -> String {
         _ => None,
     });
     for event in &e.events {
-        let Some(m) = event.message() else {
-            continue;
-        };
-        match m {
-            Message::System { content } => {
-                let _ = writeln!(out, "[system]\n{content}\n");
-            }
-            Message::User { content } => {
-                let _ = writeln!(out, "[user]\n{content}\n");
-            }
-            Message::Assistant {
-                content,
-                reasoning,
-                tool_calls,
-                ..
-            } => {
-                match stops.next().flatten().filter(|s| s.is_unusable()) {
-                    Some(stop) => {
-                        let _ = writeln!(out, "[assistant] (stopped: {})", stop.as_str());
-                    }
-                    None => {
-                        let _ = writeln!(out, "[assistant]");
-                    }
-                }
-                if let Some(r) = reasoning {
-                    let _ = writeln!(out, "(reasoning) {r}");
-                }
-                if let Some(c) = content {
-                    let _ = writeln!(out, "{c}");
-                }
-                for call in tool_calls {
-                    let _ = writeln!(out, "-> {}({})", call.name, call.arguments);
-                }
-                out.push('\n');
-            }
-            Message::Tool {
-                name,
-                content,
-                error,
-                ..
-            } => {
-                let _ = writeln!(out, "[tool {name}]");
-                if let Some(err) = error {
-                    let _ = writeln!(out, "error: {err}");
-                }
-                let _ = writeln!(out, "{content}\n");
-                let withheld = match event {
-                    crate::record::Event::ToolResult { call, .. } => {
-                        e.command_of_call(*call).and_then(|c| c.withheld.as_deref())
-                    }
-                    _ => None,
-                };
-                if let Some(text) = withheld {
-                    let _ = writeln!(out, "(not shown to the model: {})\n", text.trim_end());
-                }
-            }
+        if event
+            .message()
+            .is_some_and(|m| matches!(m, Message::Assistant { .. }))
+        {
+            write_event(&mut out, e, event, stops.next().flatten());
+        } else {
+            write_event(&mut out, e, event, None);
         }
     }
     if e.commands().last().is_some_and(|c| c.machine_died) {
@@ -318,4 +269,93 @@ fn write_score(out: &mut String, e: &EpisodeRecord, score: &crate::record::Score
             );
         }
     }
+}
+
+/// One event of `e` as the transcript shows it (nothing for events that are not
+/// messages); `stop` is the finish reason of an assistant message's model turn.
+fn write_event(
+    out: &mut String,
+    e: &EpisodeRecord,
+    event: &crate::record::Event,
+    stop: Option<crate::record::StopReason>,
+) {
+    use std::fmt::Write;
+    let Some(m) = event.message() else {
+        return;
+    };
+    match m {
+        Message::System { content } => {
+            let _ = writeln!(out, "[system]\n{content}\n");
+        }
+        Message::User { content } => {
+            let _ = writeln!(out, "[user]\n{content}\n");
+        }
+        Message::Assistant {
+            content,
+            reasoning,
+            tool_calls,
+            ..
+        } => {
+            match stop.filter(|s| s.is_unusable()) {
+                Some(stop) => {
+                    let _ = writeln!(out, "[assistant] (stopped: {})", stop.as_str());
+                }
+                None => {
+                    let _ = writeln!(out, "[assistant]");
+                }
+            }
+            if let Some(r) = reasoning {
+                let _ = writeln!(out, "(reasoning) {r}");
+            }
+            if let Some(c) = content {
+                let _ = writeln!(out, "{c}");
+            }
+            for call in tool_calls {
+                let _ = writeln!(out, "-> {}({})", call.name, call.arguments);
+            }
+            out.push('\n');
+        }
+        Message::Tool {
+            name,
+            content,
+            error,
+            ..
+        } => {
+            let _ = writeln!(out, "[tool {name}]");
+            if let Some(err) = error {
+                let _ = writeln!(out, "error: {err}");
+            }
+            let _ = writeln!(out, "{content}\n");
+            let withheld = match event {
+                crate::record::Event::ToolResult { call, .. } => {
+                    e.command_of_call(*call).and_then(|c| c.withheld.as_deref())
+                }
+                _ => None,
+            };
+            if let Some(text) = withheld {
+                let _ = writeln!(out, "(not shown to the model: {})\n", text.trim_end());
+            }
+        }
+    }
+}
+
+/// An episode's messages after its first `from` as they happen (`eval --follow`): the
+/// transcript's text for each, safe to print to a terminal, and how many messages the
+/// record holds. Counted in messages, not events: the supervisor files some events in
+/// time order among earlier ones when the episode ends.
+pub fn live(e: &EpisodeRecord, from: usize) -> (String, usize) {
+    let mut out = String::new();
+    let mut messages = 0;
+    for event in e.events.iter().filter(|ev| ev.message().is_some()) {
+        messages += 1;
+        if messages <= from {
+            continue;
+        }
+        let stop = match event {
+            crate::record::Event::ModelTurn { stop_reason, .. } => *stop_reason,
+            _ => None,
+        };
+        write_event(&mut out, e, event, stop);
+    }
+    (printable(&out), messages)
 }
