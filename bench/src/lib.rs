@@ -84,6 +84,8 @@ pub fn plan(
         pricing: Arc::new(models::pricing::Pricing::builtin()),
         max_cost: None,
         guard: Default::default(),
+        shard: None,
+        follower: None,
     }
 }
 

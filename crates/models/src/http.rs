@@ -13,6 +13,14 @@ use std::time::Duration;
 /// Response header by which offswitch's mock server identifies itself.
 pub const MOCK_HEADER: &str = "x-offswitch-mock";
 
+/// Makes ring this process's TLS crypto provider. reqwest is built without one (its
+/// default, aws-lc-rs, is a large C build), so every `reqwest::Client` is built after
+/// this; calling it again does nothing.
+pub fn install_tls_provider() {
+    // An error means a provider is installed already, which is what is needed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
     pub attempts: usize,

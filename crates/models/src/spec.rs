@@ -248,6 +248,7 @@ fn http_client() -> reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT
         .get_or_init(|| {
+            crate::http::install_tls_provider();
             reqwest::Client::builder()
                 .user_agent(concat!("offswitch/", env!("CARGO_PKG_VERSION")))
                 .pool_max_idle_per_host(256)

@@ -117,6 +117,7 @@ impl Driver {
                 .spawn()
                 .unwrap(),
         );
+        models::http::install_tls_provider();
         let http = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);

@@ -362,9 +362,10 @@ pub fn execute(
         .map_err(|e| anyhow!(e))?;
     sandbox::detect_mode()
         .context("offswitch cannot build sandboxes on this machine (see `offswitch doctor`)")?;
-    // Each running episode may hold this many of the supervisor's descriptors: its
-    // sandbox's channels and the question service's connections.
-    let per_episode = crate::experiment::questions::MAX_CONNECTIONS as u64 + 16;
+    // Each running episode may hold this many of the supervisor's descriptors: the
+    // question service's connections at most, and its sandbox's channels, pidfd and
+    // listener (about 6 per live episode, measured at concurrency 256).
+    let per_episode = crate::experiment::questions::MAX_CONNECTIONS as u64 + 8;
     let needed = plan.concurrency as u64 * per_episode + 64;
     let descriptors =
         sandbox::raise_fd_limit(needed).context("cannot raise the open-file limit")?;

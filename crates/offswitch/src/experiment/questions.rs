@@ -385,8 +385,8 @@ impl KillPathWatch {
 /// Connections one episode's service handles at once. The agent owns every process that
 /// can connect: more than this are answered with an error and closed, so holding
 /// connections open costs the supervisor (shared by all episodes) a bounded number of
-/// descriptors.
-pub const MAX_CONNECTIONS: usize = 16;
+/// descriptors. The question program and a task program's library use one at a time.
+pub const MAX_CONNECTIONS: usize = 8;
 /// How long a connection may take to send its request line (the client sends it at once).
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
