@@ -69,10 +69,7 @@ impl Store {
             .map_err(self.err())?;
         let rows = stmt
             .query_map([], |r| {
-                let shard = match (r.get(7)?, r.get(8)?) {
-                    (Some(index), Some(count)) => Shard::new(index, count),
-                    _ => None,
-                };
+                let shard = super::shard_of(r.get(7)?, r.get(8)?);
                 Ok(InputRun {
                     id: r.get(0)?,
                     created_at_ms: r.get(1)?,

@@ -136,6 +136,12 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A run's shard from its two columns (`None`: the whole grid, or columns that do not
+/// name a shard).
+fn shard_of(index: Option<u32>, count: Option<u32>) -> Option<crate::record::Shard> {
+    crate::record::Shard::new(index?, count?)
+}
+
 fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
     // Our own types always serialize; a failure would be a bug worth seeing in the row.
     serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"serialization_error\": \"{e}\"}}"))

@@ -120,14 +120,12 @@ impl Store {
             )
             .optional()
             .map_err(self.err())?;
-        Ok(match columns {
-            Some((Some(index), Some(count))) => {
-                Some(Shard::new(index, count).ok_or_else(|| {
-                    self.corrupt(0, format!("run {run_id}: shard {index}/{count}"))
-                })?)
-            }
-            _ => None,
-        })
+        match columns {
+            Some((None, None)) | None => Ok(None),
+            Some((index, count)) => super::shard_of(index, count).map(Some).ok_or_else(|| {
+                self.corrupt(0, format!("run {run_id}: shard {index:?} of {count:?}"))
+            }),
+        }
     }
 
     pub fn latest_run(&self) -> Result<Option<i64>, StoreError> {

@@ -205,10 +205,7 @@ impl Store {
             .map_err(self.err())?;
         let rows = stmt
             .query_map([], |r| {
-                let shard = match (r.get(5)?, r.get(6)?) {
-                    (Some(index), Some(count)) => crate::record::Shard::new(index, count),
-                    _ => None,
-                };
+                let shard = super::shard_of(r.get(5)?, r.get(6)?);
                 Ok(RunRow {
                     id: r.get(0)?,
                     created_at_ms: r.get(1)?,
