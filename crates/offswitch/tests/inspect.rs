@@ -126,6 +126,7 @@ async fn exported_inspect_logs_are_read_validated_and_rendered_by_inspect() {
     );
     let base = format!("http://127.0.0.1:{port}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    models::http::install_tls_provider();
     while reqwest::get(&base).await.is_err() {
         assert!(
             std::time::Instant::now() < deadline,

@@ -376,7 +376,8 @@ pub fn execute(
             plan.concurrency,
         );
     }
-    let total = crate::record::Shard::planned(shard, spec.total_episodes());
+    // The grid of the plan (variants named twice count once), or the shard's slice.
+    let total = plan.total_episodes();
     // Re-running the same command completes the latest run with this definition.
     let existing = match options.resume {
         Some(run) => Some(run),
