@@ -44,6 +44,9 @@ impl Plan {
     }
 }
 
+/// The least time between two episodes' starts (at most 500 starts a second).
+pub const START_SPACING: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunEnd {
@@ -194,6 +197,10 @@ pub async fn run(
         cost_stop: AtomicBool::new(false),
         spent: Mutex::new(0.0),
     });
+    // Episodes start at most one per START_SPACING: a thousand sandboxes created in the
+    // same instant would keep every episode's turns in step, queueing each round's tool
+    // calls on the same few cores.
+    let next_start = Arc::new(tokio::sync::Mutex::new(tokio::time::Instant::now()));
     let mut tasks = tokio::task::JoinSet::new();
     // Epoch-major order, so a run stopped early has every cell equally far along.
     for epoch in 1..=plan.runs {
@@ -221,10 +228,16 @@ pub async fn run(
             );
             let (cell_key, max_cost) = (cell.key, plan.max_cost);
             let (interrupt, cancelled) = (interrupt.clone(), cancelled.clone());
+            let next_start = next_start.clone();
             tasks.spawn(async move {
                 let Ok(_permit) = permits.acquire_owned().await else {
                     return;
                 };
+                {
+                    let mut next = next_start.lock().await;
+                    tokio::time::sleep_until(*next).await;
+                    *next = tokio::time::Instant::now() + START_SPACING;
+                }
                 if !control.may_start() || interrupt.stopping() {
                     return;
                 }
