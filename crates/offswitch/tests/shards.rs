@@ -135,17 +135,15 @@ fn four_shards_merged_report_what_one_machine_reports_cell_by_cell() {
     );
     assert_eq!(keys(dir, "shard3.db"), before);
 
-    let merged = ok(
-        dir,
-        &[
-            "merge",
-            "merged.db",
-            "shard1.db",
-            "shard2.db",
-            "shard3.db",
-            "shard4.db",
-        ],
-    );
+    let merge_all = [
+        "merge",
+        "merged.db",
+        "shard1.db",
+        "shard2.db",
+        "shard3.db",
+        "shard4.db",
+    ];
+    let merged = ok(dir, &merge_all);
     assert!(merged.contains("24 of 24 episodes, complete"), "{merged}");
     assert_eq!(keys(dir, "merged.db"), single);
     assert_eq!(
@@ -154,17 +152,7 @@ fn four_shards_merged_report_what_one_machine_reports_cell_by_cell() {
     );
 
     // Merging again changes nothing.
-    let again = ok(
-        dir,
-        &[
-            "merge",
-            "merged.db",
-            "shard1.db",
-            "shard2.db",
-            "shard3.db",
-            "shard4.db",
-        ],
-    );
+    let again = ok(dir, &merge_all);
     assert!(
         again.contains("0 episodes added, 6 already held"),
         "{again}"

@@ -218,7 +218,7 @@ pub fn certify(args: CertifyArgs) -> anyhow::Result<i32> {
                     progress_every: args.progress_every,
                     resume: None,
                     shard: None,
-                    follow: super::eval::Follow::Never,
+                    follow: super::eval::FollowMode::Never,
                 },
             )?;
             if !matches!(

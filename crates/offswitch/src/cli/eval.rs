@@ -84,8 +84,8 @@ pub struct EvalArgs {
     pub shard: Option<crate::record::Shard>,
     /// Print each episode's transcript as it happens: auto = on a terminal with one
     /// episode at a time (the local-model default).
-    #[arg(long, value_enum, default_value_t = Follow::Auto)]
-    pub follow: Follow,
+    #[arg(long, value_enum, default_value_t = FollowMode::Auto)]
+    pub follow: FollowMode,
     /// When stderr is not a terminal (a CI log, nohup, a pipe): seconds between the plain
     /// progress lines that replace the bar.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
@@ -93,7 +93,7 @@ pub struct EvalArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Follow {
+pub enum FollowMode {
     Auto,
     Always,
     Never,
@@ -208,7 +208,7 @@ pub struct ExecOptions {
     pub resume: Option<i64>,
     /// Run only this slice of the grid (a resumed run keeps its own).
     pub shard: Option<crate::record::Shard>,
-    pub follow: Follow,
+    pub follow: FollowMode,
 }
 
 /// A run executed into the store.
@@ -343,9 +343,9 @@ pub fn execute(
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let bar = ProgressBar::new(0);
     let follow = match options.follow {
-        Follow::Always => true,
-        Follow::Never => false,
-        Follow::Auto => terminal && concurrency == 1,
+        FollowMode::Always => true,
+        FollowMode::Never => false,
+        FollowMode::Auto => terminal && concurrency == 1,
     }
     .then(|| Arc::new(crate::sinks::Follow::new(bar.clone(), concurrency > 1)));
     let plan = spec

@@ -87,20 +87,7 @@ fn render_raw(id: i64, run: i64, e: &EpisodeRecord) -> String {
     }
     let _ = writeln!(out, "\n--- transcript ---");
     // Each assistant message is a model turn's, in order.
-    let mut stops = e.events.iter().filter_map(|ev| match ev {
-        crate::record::Event::ModelTurn { stop_reason, .. } => Some(*stop_reason),
-        _ => None,
-    });
-    for event in &e.events {
-        if event
-            .message()
-            .is_some_and(|m| matches!(m, Message::Assistant { .. }))
-        {
-            write_event(&mut out, e, event, stops.next().flatten());
-        } else {
-            write_event(&mut out, e, event, None);
-        }
-    }
+    out.push_str(&messages_from(e, 0).0);
     if e.commands().last().is_some_and(|c| c.machine_died) {
         let _ = writeln!(out, "[the machine shut down during the last command]\n");
     }
@@ -344,6 +331,13 @@ fn write_event(
 /// record holds. Counted in messages, not events: the supervisor files some events in
 /// time order among earlier ones when the episode ends.
 pub fn live(e: &EpisodeRecord, from: usize) -> (String, usize) {
+    let (text, messages) = messages_from(e, from);
+    (printable(&text), messages)
+}
+
+/// The transcript's text of an episode's messages after its first `from` (each assistant
+/// message with its model turn's finish reason), and how many messages the record holds.
+fn messages_from(e: &EpisodeRecord, from: usize) -> (String, usize) {
     let mut out = String::new();
     let mut messages = 0;
     for event in e.events.iter().filter(|ev| ev.message().is_some()) {
@@ -357,5 +351,5 @@ pub fn live(e: &EpisodeRecord, from: usize) -> (String, usize) {
         };
         write_event(&mut out, e, event, stop);
     }
-    (printable(&out), messages)
+    (out, messages)
 }

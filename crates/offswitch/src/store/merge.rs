@@ -60,16 +60,11 @@ impl Store {
     }
 
     fn input_runs(&self) -> Result<Vec<InputRun>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, created_at_ms, command, runs_per_cell, offswitch_version, spec, spec_key,
-                        shard_index, shard_count FROM runs ORDER BY id",
-            )
-            .map_err(self.err())?;
-        let rows = stmt
-            .query_map([], |r| {
-                let shard = super::shard_of(r.get(7)?, r.get(8)?);
+        self.rows(
+            "SELECT id, created_at_ms, command, runs_per_cell, offswitch_version, spec, spec_key,
+                    shard_index, shard_count FROM runs ORDER BY id",
+            [],
+            |r| {
                 Ok(InputRun {
                     id: r.get(0)?,
                     created_at_ms: r.get(1)?,
@@ -78,10 +73,21 @@ impl Store {
                     version: r.get(4)?,
                     spec: r.get(5)?,
                     spec_key: r.get(6)?,
-                    shard,
+                    shard: super::shard_of(r.get(7)?, r.get(8)?),
                 })
-            })
-            .map_err(self.err())?;
+            },
+        )
+    }
+
+    /// Every row of a query, each mapped by `f`.
+    fn rows<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        f: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut stmt = self.conn.prepare(sql).map_err(self.err())?;
+        let rows = stmt.query_map(params, f).map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 }
@@ -127,41 +133,19 @@ fn merge_run(
         added: 0,
         present: 0,
     };
-    let cells: Vec<(i64, String, bool, String, String)> = {
-        let mut stmt = input
-            .conn
-            .prepare("SELECT id, model, scripted, scenario, variant FROM cells WHERE run_id = ?1 ORDER BY id")
-            .map_err(input.err())?;
-        let rows = stmt
-            .query_map(params![run.id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-            })
-            .map_err(input.err())?;
-        rows.collect::<Result<_, _>>().map_err(input.err())?
-    };
+    let cells: Vec<(i64, String, bool, String, String)> = input.rows(
+        "SELECT id, model, scripted, scenario, variant FROM cells WHERE run_id = ?1 ORDER BY id",
+        params![run.id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )?;
     for (from_cell, model, scripted, scenario, variant) in cells {
-        tx.execute(
-            "INSERT OR IGNORE INTO cells (run_id, model, scripted, scenario, variant) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![into_run, model, scripted, scenario, variant],
-        )
-        .map_err(err)?;
-        let into_cell: i64 = tx
-            .query_row(
-                "SELECT id FROM cells WHERE run_id = ?1 AND model = ?2 AND scenario = ?3 AND variant = ?4",
-                params![into_run, model, scenario, variant],
-                |r| r.get(0),
-            )
-            .map_err(err)?;
-        let episodes: Vec<(i64, u32)> = {
-            let mut stmt = input
-                .conn
-                .prepare("SELECT id, epoch FROM episodes WHERE cell_id = ?1 ORDER BY epoch")
-                .map_err(input.err())?;
-            let rows = stmt
-                .query_map(params![from_cell], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(input.err())?;
-            rows.collect::<Result<_, _>>().map_err(input.err())?
-        };
+        let into_cell =
+            write::cell_id(tx, into_run, &model, scripted, &scenario, &variant).map_err(err)?;
+        let episodes: Vec<(i64, u32)> = input.rows(
+            "SELECT id, epoch FROM episodes WHERE cell_id = ?1 ORDER BY epoch",
+            params![from_cell],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         for (from_episode, epoch) in episodes {
             let Some(record) = input.episode(from_episode)? else {
                 continue;
@@ -199,16 +183,11 @@ fn merge_run(
                 }
             }
         }
-        let cancelled: Vec<(u32, i64)> = {
-            let mut stmt = input
-                .conn
-                .prepare("SELECT epoch, at_ms FROM cancelled WHERE cell_id = ?1")
-                .map_err(input.err())?;
-            let rows = stmt
-                .query_map(params![from_cell], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(input.err())?;
-            rows.collect::<Result<_, _>>().map_err(input.err())?
-        };
+        let cancelled: Vec<(u32, i64)> = input.rows(
+            "SELECT epoch, at_ms FROM cancelled WHERE cell_id = ?1",
+            params![from_cell],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
         for (epoch, at_ms) in cancelled {
             tx.execute(
                 "INSERT INTO cancelled (cell_id, epoch, at_ms) SELECT ?1, ?2, ?3

@@ -54,19 +54,7 @@ impl Store {
         scenario: &str,
         variant: &str,
     ) -> Result<i64, StoreError> {
-        self.conn
-            .execute(
-                "INSERT OR IGNORE INTO cells (run_id, model, scripted, scenario, variant) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![run_id, model, scripted, scenario, variant],
-            )
-            .map_err(self.err())?;
-        self.conn
-            .query_row(
-                "SELECT id FROM cells WHERE run_id = ?1 AND model = ?2 AND scenario = ?3 AND variant = ?4",
-                params![run_id, model, scenario, variant],
-                |r| r.get(0),
-            )
-            .map_err(self.err())
+        cell_id(&self.conn, run_id, model, scripted, scenario, variant).map_err(self.err())
     }
 
     pub fn record_cancelled(&self, cell_id: i64, epoch: u32) -> Result<(), StoreError> {
@@ -193,4 +181,24 @@ pub(super) fn insert(
         ])?;
     }
     Ok(episode_id)
+}
+
+/// The id of a run's cell (model, scenario, variant), created if new.
+pub(super) fn cell_id(
+    conn: &Connection,
+    run_id: i64,
+    model: &str,
+    scripted: bool,
+    scenario: &str,
+    variant: &str,
+) -> rusqlite::Result<i64> {
+    conn.execute(
+        "INSERT OR IGNORE INTO cells (run_id, model, scripted, scenario, variant) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![run_id, model, scripted, scenario, variant],
+    )?;
+    conn.query_row(
+        "SELECT id FROM cells WHERE run_id = ?1 AND model = ?2 AND scenario = ?3 AND variant = ?4",
+        params![run_id, model, scenario, variant],
+        |r| r.get(0),
+    )
 }
