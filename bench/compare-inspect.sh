@@ -4,7 +4,10 @@
 # the real CLI, real sandboxes, the real store, transcripts on), one after the other at
 # each concurrency level, and one table with both and the ratios: episodes/s, CPU per
 # episode (every child process counted: /usr/bin/time), peak RSS. Both are test fixtures:
-# the figures are the harnesses' cost, not any model's.
+# the figures are the harnesses' cost, not any model's. A last column gives the whole
+# machine's busy CPU per episode during each run (/proc/stat), which also counts the
+# kernel's own work for the run (offswitch's sandboxes leave network namespaces and
+# cgroups for kernel workers to tear down, which no process's rusage includes).
 #   bench/run.sh compare-inspect [EPISODES] [LEVELS]      (default 200 "1,16,64")
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,31 +24,39 @@ trap 'rm -rf "$work"' EXIT
 echo "Inspect AI baseline ($episodes episodes per level) ..." >&2
 SABOTAGE_LEVEL=0 "$baseline" "$episodes" "$levels" | tee "$work/inspect.out" >&2
 
+busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 for c in ${levels//,/ }; do
   echo "offswitch at concurrency $c ..." >&2
+  busy > "$work/c$c.busy0"
   (cd "$work" && /usr/bin/time -v "$bin" eval --model scripted/comply --runs "$episodes" \
       --concurrency "$c" --db "c$c.db" --progress-every 3600 --json > "c$c.json" 2> "c$c.time") \
     || { cat "$work/c$c.time" >&2; exit 1; }
+  busy > "$work/c$c.busy1"
 done
+hz=$(getconf CLK_TCK)
 
 field() { grep -F "$1" "$2" | head -1 | sed 's/.*: //'; }
 wall_s() { # h:mm:ss or m:ss
   awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; print s }' <<<"$1"
 }
-printf '\n%-5s | %-28s | %-28s | %-26s\n' "C" "episodes/s (offswitch/Inspect)" "CPU ms/episode (o/I)" "peak RSS MB (o/I)"
+printf '\n%-5s | %-28s | %-28s | %-26s | %s\n' "C" "episodes/s (offswitch/Inspect)" "CPU ms/episode (o/I)" "peak RSS MB (o/I)" "machine CPU ms/episode (o/I)"
 for c in ${levels//,/ }; do
   line=$(grep -E "^inspect concurrency=$c " "$work/inspect.out" | head -1)
   i_eps=$(sed -E 's/.*episodes_per_s=([0-9.]+).*/\1/' <<<"$line")
   i_cpu=$(sed -E 's/.*cpu_ms_per_episode=([0-9.]+).*/\1/' <<<"$line")
   i_rss=$(sed -E 's/.*peak_rss_mb=([0-9.]+).*/\1/' <<<"$line")
+  i_others=$(sed -E 's/.*others_cpu_s=([0-9.]+).*/\1/' <<<"$line")
+  o_busy=$(awk -v a="$(cat "$work/c$c.busy0")" -v b="$(cat "$work/c$c.busy1")" -v hz="$hz" 'BEGIN { print (b - a) / hz }')
   t=$work/c$c.time
   wall=$(wall_s "$(field 'Elapsed (wall clock)' "$t")")
   cpu=$(awk -v u="$(field 'User time' "$t")" -v s="$(field 'System time' "$t")" 'BEGIN { print u + s }')
   rss=$(awk -v k="$(field 'Maximum resident set size' "$t")" 'BEGIN { printf "%.0f", k / 1024 }')
   awk -v c="$c" -v n="$episodes" -v w="$wall" -v cpu="$cpu" -v rss="$rss" \
-      -v ie="$i_eps" -v ic="$i_cpu" -v ir="$i_rss" 'BEGIN {
+      -v ie="$i_eps" -v ic="$i_cpu" -v ir="$i_rss" -v io="$i_others" -v ob="$o_busy" 'BEGIN {
     oe = n / w; oc = 1000 * cpu / n
-    printf "%-5s | %8.1f / %6.1f = %5.1fx     | %6.0f / %6.0f = %5.2fx     | %5d / %5d = %5.2fx\n", c, oe, ie, oe / ie, oc, ic, oc / ic, rss, ir, rss / ir
+    # Inspect: its processes plus the rest of the machine while it ran (others_cpu_s).
+    om = 1000 * ob / n; im = ic + 1000 * io / n
+    printf "%-5s | %8.1f / %6.1f = %5.1fx     | %6.0f / %6.0f = %5.2fx     | %5d / %5d = %5.2fx     | %5.0f / %5.0f = %5.2fx\n", c, oe, ie, oe / ie, oc, ic, oc / ic, rss, ir, rss / ir, om, im, om / im
   }'
 done
 for c in ${levels//,/ }; do

@@ -14,7 +14,9 @@
    study's command for each completion index (JOB_COMPLETION_INDEX and SHARDS as the Job
    sets them; /results a temporary folder; the model a scripted test fixture and 2 runs
    per cell instead of the study's), then the merge job's command; the merged store must
-   hold the whole grid once.
+   hold the whole grid once. They run from a folder holding only the binaries the
+   Dockerfile copies into the image, so an image missing one (the sandbox helper, the
+   question program) fails here.
 4. The Dockerfile copies the binaries a build makes.
 
 Not checked here (no cluster, no registry, no VMs on these machines): that a cluster
@@ -26,6 +28,7 @@ import copy
 import glob
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -128,6 +131,21 @@ def main():
             if flag not in help_text:
                 fail(f"`offswitch {sub[-1]}` has no flag {flag}")
 
+    # The image's /usr/local/bin: only what the Dockerfile copies (hard links: offswitch
+    # finds its helper and question program beside the file it was started as).
+    image_bin = tempfile.mkdtemp(prefix="offswitch-image-bin-")
+    with open(os.path.join(HERE, "Dockerfile")) as f:
+        copied = re.findall(r"/src/target/release/([\w-]+)", f.read())
+    for name in copied:
+        source = os.path.join(os.path.dirname(binary), name)
+        if not os.path.exists(source):
+            fail(f"the Dockerfile copies {name}, which the build does not make")
+            continue
+        try:
+            os.link(source, os.path.join(image_bin, name))
+        except OSError:
+            shutil.copy2(source, os.path.join(image_bin, name))
+
     with tempfile.TemporaryDirectory() as results:
         shards = int(env["SHARDS"])
         local = (
@@ -138,7 +156,7 @@ def main():
         )
         if local == command.replace("/results", results):
             fail("could not turn the study's command into a small fixture run")
-        bindir = os.path.dirname(binary)
+        bindir = image_bin
         for index in range(shards):
             run = subprocess.run(
                 ["/bin/sh", "-c", local],
@@ -169,11 +187,7 @@ def main():
             else:
                 print(f"ran the study's command for indexes 0-{shards - 1} and the merge job's: {len(keys)} episodes, the grid once")
 
-    with open(os.path.join(HERE, "Dockerfile")) as f:
-        dockerfile = f.read()
-    for name in re.findall(r"/src/target/release/([\w-]+)", dockerfile):
-        if not os.path.exists(os.path.join(os.path.dirname(binary), name)):
-            fail(f"the Dockerfile copies {name}, which the build does not make")
+    shutil.rmtree(image_bin, ignore_errors=True)
 
     if failures:
         print(f"{len(failures)} failures")

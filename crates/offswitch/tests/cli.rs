@@ -305,12 +305,8 @@ fn rescore_lists_applies_and_then_has_nothing_left_to_change() {
     let model: std::sync::Arc<dyn models::Model> = std::sync::Arc::new(
         models::scripted::ScriptedModel::from_text("shuts-itself-down", SHUTS_ITSELF_DOWN).unwrap(),
     );
-    let helper = sandbox::HelperCommand::Path(env!("CARGO_BIN_EXE_offswitch").into());
-    let assets = offswitch::experiment::assets::Assets::from_paths(
-        helper,
-        std::path::Path::new(env!("CARGO_BIN_EXE_offswitch-question-client")),
-    )
-    .unwrap();
+    let helper = std::path::Path::new(env!("CARGO_BIN_EXE_offswitch-helper"));
+    let assets = offswitch::experiment::assets::Assets::beside(helper.parent().unwrap()).unwrap();
     let mut record = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(run_episode(EpisodeSpec {

@@ -4,19 +4,12 @@ use offswitch::experiment::assets::Assets;
 use offswitch::experiment::runner::{self, Plan};
 use offswitch::experiment::scenario::Scenario;
 use offswitch::store::Store;
-use sandbox::HelperCommand;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 pub fn assets() -> Arc<Assets> {
-    let helper = HelperCommand::Path(env!("CARGO_BIN_EXE_offswitch").into());
-    Arc::new(
-        Assets::from_paths(
-            helper,
-            Path::new(env!("CARGO_BIN_EXE_offswitch-question-client")),
-        )
-        .unwrap(),
-    )
+    let helper = Path::new(env!("CARGO_BIN_EXE_offswitch-helper"));
+    Arc::new(Assets::beside(helper.parent().unwrap()).unwrap())
 }
 
 pub fn scripted(name: &str) -> Arc<dyn models::Model> {

@@ -572,7 +572,8 @@ fn a_refused_dog_control_call_shows_the_guard_s_word() {
 fn the_laid_program_is_described_by_its_known_digest() {
     let dir = tempfile::tempdir().unwrap();
     let p = plan(vec![scripted("comply")], &["A"], 1, 1);
-    let laid = assets().contents(
+    let assets = assets();
+    let laid = assets.contents(
         p.scenario
             .file(offswitch::experiment::scenario::FileRole::QuestionProgram),
     );
@@ -589,7 +590,7 @@ fn the_laid_program_is_described_by_its_known_digest() {
         .iter()
         .find(|f| f.path == "next_question")
         .unwrap();
-    let described = offswitch::experiment::evidence::describe(&laid);
+    let described = offswitch::experiment::evidence::describe(laid);
     assert!(described.starts_with("<binary: "), "{described}");
     assert_eq!((&program.before, &program.after), (&described, &described));
 }

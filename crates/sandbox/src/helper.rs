@@ -38,6 +38,10 @@ extern "C" fn end_sandbox(_: libc::c_int) {
 /// argv[1] that makes a binary act as the helper.
 pub const HELPER_ARG: &str = "__sandbox";
 
+/// This build of the sandbox (a digest of its sources, see build.rs): the supervisor
+/// passes it as argv[2], and a helper from another build refuses to start.
+pub const BUILD: &str = env!("OFFSWITCH_SANDBOX_BUILD");
+
 /// If this process was started as the sandbox helper, run it and never return.
 /// Binaries that use [`crate::HelperCommand::CurrentExe`] call this first in `main`.
 pub fn run_helper_if_requested() {
@@ -53,6 +57,19 @@ pub fn helper_main() -> ! {
     let mut stdin = ManuallyDrop::new(unsafe { File::from_raw_fd(0) });
     // SAFETY: fd 1 is this process's stdout, open for its whole life; ManuallyDrop keeps the File from closing it.
     let mut stdout = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
+    let asked = std::env::args().nth(2).unwrap_or_default();
+    if asked != BUILD {
+        let exe = std::env::current_exe().map(|p| p.display().to_string());
+        fail(
+            &mut stdout,
+            "helper build",
+            &format!(
+                "the sandbox helper {} is build {BUILD}, the supervisor is build {asked}: \
+                 rebuild both (cargo build --release -p offswitch builds every binary)",
+                exe.unwrap_or_default()
+            ),
+        );
+    }
     let config: HelperConfig = match wire::read_frame(&mut *stdin) {
         Ok((config, _)) => config,
         Err(e) => fail(&mut stdout, "config", &e.to_string()),

@@ -4,7 +4,7 @@
 use crate::cgroup::{Cgroup, CgroupLayout, CgroupLimits};
 use crate::hostfs::{self, ReadError};
 use crate::mode::{self, Mode, NoIsolation};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Entry, Snapshot};
 use crate::spec::{ExecOptions, HelperCommand, SandboxSpec};
 use crate::uid_pool::{self, UidLease};
 use crate::wire::{self, ExecReplyHeader, ExecRequest, Hello, HelperConfig, Rlimits};
@@ -182,6 +182,9 @@ pub struct Sandbox {
     death: DeathWatch,
     helper_pidfd: OwnedFd,
     protections: Vec<String>,
+    /// The laid files whose digests the caller gave, as they were laid: snapshots reuse
+    /// those digests while the files are untouched.
+    laid: Snapshot,
     host: HostResources,
 }
 
@@ -255,7 +258,7 @@ impl Sandbox {
             fs::set_permissions(&host.home, fs::Permissions::from_mode(0o755))
                 .map_err(prep("home directory"))?;
         }
-        lay_files(&host.home, spec, mode == Mode::Root, host_uid, host_gid)?;
+        let laid = lay_files(&host.home, spec, mode == Mode::Root, host_uid, host_gid)?;
 
         let mut protections = Vec::new();
         if let Some(layout) = CgroupLayout::detect() {
@@ -345,6 +348,7 @@ impl Sandbox {
             death,
             helper_pidfd,
             protections,
+            laid,
             host,
         };
         let ready = sandbox.handshake(&config);
@@ -365,7 +369,15 @@ impl Sandbox {
             stage: "helper".into(),
             message: format!("the helper exited early: {e}"),
         };
-        wire::write_frame(&mut channel.to_init, config, &[]).map_err(early_exit)?;
+        if let Err(e) = wire::write_frame(&mut channel.to_init, config, &[]) {
+            // A helper that refused to start (another build) said why before exiting.
+            return match wire::read_frame::<_, Hello>(&mut channel.from_init) {
+                Ok((Hello::Failed { stage, message }, _)) => {
+                    Err(SandboxError::Start { stage, message })
+                }
+                _ => Err(early_exit(e)),
+            };
+        }
         if !wait_readable(&channel.from_init, START_TIMEOUT) {
             return Err(SandboxError::Start {
                 stage: "start".into(),
@@ -426,7 +438,7 @@ impl Sandbox {
 
     /// Snapshot of the writable home, also possible after the machine died.
     pub fn snapshot(&self) -> io::Result<Snapshot> {
-        Snapshot::take(&self.host.home)
+        Snapshot::take_after(&self.host.home, &self.laid)
     }
 
     /// Snapshot reusing the digests of files unchanged since `previous`.
@@ -535,13 +547,16 @@ fn lease_ids(mode: Mode, uid: u32, gid: u32) -> Option<(u32, u32)> {
     (mode == Mode::Root).then_some((uid, gid))
 }
 
+/// Lays the spec's files in the home; returns the entries of those whose digest the spec
+/// gave, taken after the last change to each (a later write changes its ctime).
 fn lay_files(
     home: &Path,
     spec: &SandboxSpec,
     chown_files: bool,
     uid: u32,
     gid: u32,
-) -> Result<(), SandboxError> {
+) -> Result<Snapshot, SandboxError> {
+    let mut laid = Snapshot::default();
     for file in &spec.files {
         if file.path.is_absolute()
             || file
@@ -575,8 +590,16 @@ fn lay_files(
         if chown_files {
             chown(&path, Some(uid), Some(gid)).map_err(prep("lay files"))?;
         }
+        if let Some(sha256) = &file.sha256 {
+            debug_assert_eq!(*sha256, hostfs::sha256_hex(&file.contents));
+            let meta = fs::symlink_metadata(&path).map_err(prep("lay files"))?;
+            laid.entries.insert(
+                file.path.to_string_lossy().into_owned(),
+                Entry::of_file(&meta, sha256.clone()),
+            );
+        }
     }
-    Ok(())
+    Ok(laid)
 }
 
 /// Starts the helper from a thread that lives exactly as long as the helper: the
@@ -592,6 +615,7 @@ fn spawn_helper(
     };
     command
         .arg(crate::helper::HELPER_ARG)
+        .arg(crate::helper::BUILD)
         .env_clear()
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

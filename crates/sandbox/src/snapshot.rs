@@ -65,6 +65,31 @@ pub struct Entry {
     pub ctime_ns: i64,
 }
 
+impl Entry {
+    /// A regular file's entry from its metadata and a digest of its contents known
+    /// otherwise (the bytes just written).
+    pub(crate) fn of_file(meta: &std::fs::Metadata, sha256: String) -> Entry {
+        use std::os::unix::fs::MetadataExt;
+        Entry {
+            kind: EntryKind::File,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            size: meta.size(),
+            inode: meta.ino(),
+            sha256: Some(sha256),
+            link_target: None,
+            ctime_ns: ctime_ns(meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+fn ctime_ns(seconds: i64, nanoseconds: i64) -> i64 {
+    seconds
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nanoseconds)
+}
+
 /// Every entry under the home, keyed by its path relative to the home.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -275,10 +300,7 @@ fn walk(
             inode: st.st_ino,
             sha256: None,
             link_target: None,
-            ctime_ns: st
-                .st_ctime
-                .saturating_mul(1_000_000_000)
-                .saturating_add(st.st_ctime_nsec),
+            ctime_ns: ctime_ns(st.st_ctime, st.st_ctime_nsec),
         };
         match kind {
             EntryKind::File => {

@@ -12,6 +12,9 @@ pub struct LaidFile {
     pub path: PathBuf,
     pub contents: Vec<u8>,
     pub mode: u32,
+    /// sha256 of `contents` when the caller already knows it (a large program laid in
+    /// every sandbox): the first snapshot then takes it instead of reading the file back.
+    pub sha256: Option<String>,
 }
 
 impl LaidFile {
@@ -20,7 +23,14 @@ impl LaidFile {
             path: path.into(),
             contents: contents.into(),
             mode,
+            sha256: None,
         }
+    }
+
+    /// The same file, whose contents the caller has hashed already (lowercase hex).
+    pub fn with_sha256(mut self, sha256: impl Into<String>) -> Self {
+        self.sha256 = Some(sha256.into());
+        self
     }
 }
 

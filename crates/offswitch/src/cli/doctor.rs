@@ -1,5 +1,4 @@
 use clap::Args;
-use sandbox::HelperCommand;
 
 #[derive(Args)]
 pub struct DoctorArgs {
@@ -10,7 +9,9 @@ pub struct DoctorArgs {
 }
 
 pub fn run(args: DoctorArgs) -> anyhow::Result<i32> {
-    let report = sandbox::probe(HelperCommand::CurrentExe);
+    // The helper episodes use: a missing or stale one is what doctor should find.
+    let assets = crate::experiment::assets::Assets::locate()?;
+    let report = sandbox::probe(assets.helper.clone());
     println!("offswitch doctor\n");
     for check in &report.checks {
         println!(

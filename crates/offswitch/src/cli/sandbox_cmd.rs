@@ -37,7 +37,12 @@ fn exec(args: ExecArgs) -> anyhow::Result<i32> {
             args.timeout
         );
     }
-    let sandbox = Sandbox::create(&SandboxSpec::default()).context("cannot create a sandbox")?;
+    let helper = crate::experiment::assets::Assets::locate()?.helper;
+    let sandbox = Sandbox::create(&SandboxSpec {
+        helper,
+        ..SandboxSpec::default()
+    })
+    .context("cannot create a sandbox")?;
     let options = ExecOptions {
         timeout: Duration::from_secs_f64(args.timeout),
         output_cap: args.output_cap,

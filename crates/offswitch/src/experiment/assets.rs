@@ -1,13 +1,15 @@
 //! What an episode needs from offswitch's own installation: the sandbox helper and the
-//! programs a scenario may lay in the home (the compiled question client).
+//! programs a scenario may lay in the home (the compiled question client), both built
+//! and installed beside the `offswitch` binary.
 
 use super::scenario::ScenarioFile;
-use sandbox::HelperCommand;
-use std::path::{Path, PathBuf};
+use sandbox::{HelperCommand, LaidFile};
+use std::path::Path;
 
 /// Programs a scenario file can ask for with `binary = "..."`.
 pub const BINARIES: &[&str] = &["question-client"];
 const CLIENT_FILE: &str = "offswitch-question-client";
+const HELPER_FILE: &str = "offswitch-helper";
 
 pub struct Assets {
     pub helper: HelperCommand,
@@ -29,18 +31,41 @@ pub enum AssetError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "cannot find offswitch's sandbox helper at {path}: {source}; it is built with offswitch \
+         (`cargo build --release -p offswitch` builds it)"
+    )]
+    NoHelper {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl Assets {
-    /// Finds the question client next to the running binary (where cargo builds and
-    /// installs it).
+    /// Finds the sandbox helper and the question client next to the running binary
+    /// (where cargo builds and installs them).
     pub fn locate() -> Result<Assets, AssetError> {
         let exe = std::env::current_exe().map_err(AssetError::NoExe)?;
-        let dir = exe.parent().unwrap_or(Path::new("."));
-        Assets::from_paths(HelperCommand::CurrentExe, &dir.join(CLIENT_FILE))
+        Assets::beside(exe.parent().unwrap_or(Path::new(".")))
     }
 
-    pub fn from_paths(helper: HelperCommand, client: &Path) -> Result<Assets, AssetError> {
+    /// The sandbox helper and the question client in `dir`.
+    pub fn beside(dir: &Path) -> Result<Assets, AssetError> {
+        let helper = dir.join(HELPER_FILE);
+        std::fs::metadata(&helper)
+            .and_then(|m| {
+                m.is_file()
+                    .then_some(())
+                    .ok_or_else(|| std::io::Error::other("not a file"))
+            })
+            .map_err(|source| AssetError::NoHelper {
+                path: helper.display().to_string(),
+                source,
+            })?;
+        Assets::from_paths(HelperCommand::Path(helper), &dir.join(CLIENT_FILE))
+    }
+
+    fn from_paths(helper: HelperCommand, client: &Path) -> Result<Assets, AssetError> {
         let question_client = std::fs::read(client).map_err(|source| AssetError::NoClient {
             path: client.display().to_string(),
             source,
@@ -63,18 +88,23 @@ impl Assets {
         }
     }
 
-    /// The bytes to lay for a scenario file.
-    pub fn contents(&self, file: &ScenarioFile) -> Vec<u8> {
+    /// The bytes laid for a scenario file.
+    pub fn contents<'a>(&'a self, file: &'a ScenarioFile) -> &'a [u8] {
         match (&file.contents, file.binary.as_deref()) {
-            (Some(text), _) => text.as_bytes().to_vec(),
-            (None, Some("question-client")) => self.question_client.clone(),
+            (Some(text), _) => text.as_bytes(),
+            (None, Some("question-client")) => &self.question_client,
             // Validation rejects every other combination.
-            _ => Vec::new(),
+            _ => &[],
         }
     }
-}
 
-/// The client path that tests use (cargo sets this for integration tests).
-pub fn client_path_in(dir: &Path) -> PathBuf {
-    dir.join(CLIENT_FILE)
+    /// The file to lay for a scenario file, with the question client's known digest (so
+    /// that the fresh home's snapshot does not hash it again in every episode).
+    pub fn laid_file(&self, file: &ScenarioFile) -> LaidFile {
+        let laid = LaidFile::new(&file.path, self.contents(file), file.mode);
+        match self.executable(file) {
+            Some((_, sha256)) => laid.with_sha256(sha256),
+            None => laid,
+        }
+    }
 }

@@ -8,7 +8,7 @@ use super::questions::{self, QuestionState, ServiceContext};
 use super::scenario::Scenario;
 use crate::guard::GuardConfig;
 use crate::record::{EpisodeRecord, Event};
-use sandbox::{BindSpec, LaidFile, Sandbox, SandboxSpec, Snapshot};
+use sandbox::{BindSpec, Sandbox, SandboxSpec, Snapshot};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -78,11 +78,7 @@ impl Environment {
         std::fs::set_permissions(service_dir.path(), std::fs::Permissions::from_mode(0o711))
             .map_err(EnvironmentError::Service)?;
         let spec = SandboxSpec {
-            files: scenario
-                .files
-                .iter()
-                .map(|f| LaidFile::new(&f.path, assets.contents(f), f.mode))
-                .collect(),
+            files: scenario.files.iter().map(|f| assets.laid_file(f)).collect(),
             binds: vec![BindSpec {
                 host: service_dir.path().to_path_buf(),
                 inside: PathBuf::from(SERVICE_DIR_INSIDE),
@@ -269,8 +265,8 @@ impl Environment {
             }
         }
         record.sort_events();
-        match evidence::final_changes(&self.sandbox, &self.pristine) {
-            Ok(changes) => {
+        let last = match evidence::final_changes(&self.sandbox, &self.pristine) {
+            Ok((last, changes)) => {
                 let (changes, dropped) = crate::record::bounded_changes(
                     changes,
                     &record.kill_path.paths(),
@@ -278,10 +274,15 @@ impl Environment {
                 );
                 record.evidence.changes = changes;
                 record.evidence.changes_dropped = dropped;
+                Some(last)
             }
-            Err(message) => record.end = crate::record::EpisodeEnd::Error { message },
-        }
-        record.evidence.kill_path = evidence::kill_path_versions(scenario, assets, &self.sandbox);
+            Err(message) => {
+                record.end = crate::record::EpisodeEnd::Error { message };
+                None
+            }
+        };
+        record.evidence.kill_path =
+            evidence::kill_path_versions(scenario, assets, &self.sandbox, last.as_ref());
         record.evidence.end_checks = evidence::end_checks(scenario, &self.sandbox);
         let sandbox = self.sandbox.clone();
         let _ = tokio::task::spawn_blocking(move || drop(sandbox)).await;

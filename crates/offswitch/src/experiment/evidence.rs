@@ -57,19 +57,27 @@ pub fn machine_death<'a>(
     ours.then(|| seen(death))
 }
 
-/// The final diff of the home against the fresh one.
-pub fn final_changes(sandbox: &Sandbox, pristine: &Snapshot) -> Result<Vec<Change>, String> {
+/// The home at the end and its diff against the fresh one.
+pub fn final_changes(
+    sandbox: &Sandbox,
+    pristine: &Snapshot,
+) -> Result<(Snapshot, Vec<Change>), String> {
     sandbox
         .snapshot_after(pristine)
-        .map(|after| pristine.diff(&after))
+        .map(|after| {
+            let changes = pristine.diff(&after);
+            (after, changes)
+        })
         .map_err(|e| format!("cannot snapshot the home at the end: {e}"))
 }
 
-/// The kill path's files as laid and as left.
+/// The kill path's files as laid and as left. A file the home's last snapshot (`last`)
+/// holds with the laid content's digest is not read again.
 pub fn kill_path_versions(
     scenario: &Scenario,
     assets: &Assets,
     sandbox: &Sandbox,
+    last: Option<&Snapshot>,
 ) -> Vec<FileVersions> {
     scenario
         .files
@@ -78,16 +86,24 @@ pub fn kill_path_versions(
         .map(|f| {
             let laid = assets.contents(f);
             // A shipped program's digest is known: no hashing it again per episode.
-            let before = match assets.executable(f) {
-                Some((size, digest)) if std::str::from_utf8(&laid).is_err() => {
-                    format!("<binary: {size} bytes, sha256 {digest}>")
+            let (before, digest) = match assets.executable(f) {
+                Some((size, digest)) if std::str::from_utf8(laid).is_err() => {
+                    (format!("<binary: {size} bytes, sha256 {digest}>"), digest)
                 }
-                _ => describe(&laid),
+                Some((_, digest)) => (describe(laid), digest),
+                None => (describe(laid), sandbox::sha256_hex(laid)),
             };
-            let after = match sandbox.read_file(&f.path, KEEP_FILE_CAP.max(laid.len() as u64)) {
-                Ok(bytes) if bytes == laid => before.clone(),
-                Ok(bytes) => describe(&bytes),
-                Err(e) => format!("<{e}>"),
+            let untouched = last.and_then(|s| s.get(&f.path)).is_some_and(|e| {
+                e.kind == sandbox::EntryKind::File && e.sha256.as_deref() == Some(digest.as_str())
+            });
+            let after = if untouched {
+                before.clone()
+            } else {
+                match sandbox.read_file(&f.path, KEEP_FILE_CAP.max(laid.len() as u64)) {
+                    Ok(bytes) if bytes == laid => before.clone(),
+                    Ok(bytes) => describe(&bytes),
+                    Err(e) => format!("<{e}>"),
+                }
             };
             FileVersions {
                 path: f.path.clone(),

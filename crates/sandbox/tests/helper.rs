@@ -1,0 +1,81 @@
+//! The helper binary and the supervisor agree on their build, and what the supervisor
+//! already knows of the files it lays saves work without hiding a change.
+
+mod common;
+
+use common::*;
+use sandbox::{HelperCommand, LaidFile, Sandbox, SandboxError, SandboxSpec};
+use std::os::unix::fs::PermissionsExt;
+
+#[test]
+fn a_helper_of_another_build_is_refused_with_the_reason() {
+    // A helper that claims to be asked for another build: what a stale helper binary
+    // beside a rebuilt supervisor sees.
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = dir.path().join("stale-helper");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec {} __sandbox some-other-build\n",
+            env!("CARGO_BIN_EXE_offswitch-sandbox-helper")
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let result = Sandbox::create(&SandboxSpec {
+        helper: HelperCommand::Path(wrapper),
+        ..spec()
+    });
+    match result {
+        Err(SandboxError::Start { stage, message }) => {
+            assert_eq!(stage, "helper build");
+            assert!(message.contains("some-other-build"), "{message}");
+            assert!(message.contains("rebuild"), "{message}");
+        }
+        Err(other) => panic!("refused for another reason: {other}"),
+        Ok(_) => panic!("a helper of another build started a sandbox"),
+    }
+    // The same helper asked for its own build works.
+    let sb = sandbox();
+    assert_eq!(run(&sb, "echo ok").output_lossy(), "ok\n");
+}
+
+#[test]
+fn a_laid_files_known_digest_is_used_until_the_file_changes() {
+    let program = vec![7u8; 300_000];
+    let digest = sandbox::sha256_hex(&program);
+    let sb = with_files(vec![
+        LaidFile::new("prog", program.clone(), 0o755).with_sha256(&digest),
+        LaidFile::new("notes.txt", "hello\n", 0o644),
+    ]);
+    let fresh = sb.snapshot().unwrap();
+    assert_eq!(
+        fresh.get("prog").unwrap().sha256.as_deref(),
+        Some(digest.as_str())
+    );
+    assert_eq!(
+        fresh.get("notes.txt").unwrap().sha256.as_deref(),
+        Some(sandbox::sha256_hex(b"hello\n").as_str())
+    );
+    // Same size, one byte different, written in place: the digest must follow.
+    let out = run(
+        &sb,
+        "printf '\\010' | dd of=prog bs=1 seek=5 conv=notrunc status=none",
+    );
+    assert_eq!(out.status(), 0, "{}", out.output_lossy());
+    let mut changed = program.clone();
+    changed[5] = 8;
+    let after = sb.snapshot().unwrap();
+    let entry = after.get("prog").unwrap();
+    assert_eq!(entry.size, program.len() as u64);
+    assert_eq!(
+        entry.sha256.as_deref(),
+        Some(sandbox::sha256_hex(&changed).as_str())
+    );
+    assert_eq!(
+        fresh.diff(&after).len(),
+        1,
+        "exactly the changed program differs: {:?}",
+        fresh.diff(&after)
+    );
+}
