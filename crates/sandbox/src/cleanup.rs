@@ -1,6 +1,6 @@
 //! Finding and removing what a crashed supervisor left behind: sandbox directories
-//! (with their home mounts) and cgroups whose owning process is gone, and a check that
-//! nothing of ours is left at all.
+//! (and the home mounts that earlier versions made on the host) and cgroups whose owning
+//! process is gone, and a check that nothing of ours is left at all.
 
 use crate::cgroup::{self, CgroupLayout};
 use crate::mode::{self, Mode};
@@ -46,14 +46,19 @@ pub fn remove_stale(mode: Mode) {
 pub fn leftovers() -> Vec<String> {
     let mut found = Vec::new();
     let mode = mode::detect().unwrap_or(Mode::Rootless);
-    let sandboxes = mode::runtime_dir(mode).join("sandboxes");
-    for entry in fs::read_dir(&sandboxes).into_iter().flatten().flatten() {
+    let runtime = mode::runtime_dir(mode);
+    for entry in fs::read_dir(runtime.join("sandboxes"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         found.push(format!("sandbox directory {}", entry.path().display()));
     }
     if let Ok(mounts) = fs::read_to_string("/proc/self/mountinfo") {
+        let runtime = runtime.to_string_lossy().into_owned();
         for line in mounts.lines() {
             if let Some(point) = line.split(' ').nth(4)
-                && point.starts_with(&sandboxes.to_string_lossy().into_owned())
+                && point.starts_with(&runtime)
             {
                 found.push(format!("mount {point}"));
             }

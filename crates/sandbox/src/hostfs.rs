@@ -84,7 +84,7 @@ pub(crate) fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
 
 /// Reads at most `cap` bytes of `rel` under `home`; a file larger than that is an error,
 /// never a silent truncation.
-pub fn read_file(home: &Path, rel: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
+pub(crate) fn read_file(home: OwnedFd, rel: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
     let show = rel.display().to_string();
     let io_err = |source: io::Error| ReadError::Io {
         path: show.clone(),
@@ -101,7 +101,7 @@ pub fn read_file(home: &Path, rel: &Path, cap: u64) -> Result<Vec<u8>, ReadError
     let Some(file_name) = names.pop() else {
         return Err(ReadError::BadPath { path: show });
     };
-    let mut dir = open_dir(home).map_err(io_err)?;
+    let mut dir = home;
     for name in &names {
         dir = open_at(&dir, name, libc::O_RDONLY | libc::O_DIRECTORY)
             .map_err(|e| classify(e, &show))?;

@@ -4,7 +4,7 @@
 //! would end a container's init), so `kill -s TERM 1` really ends the machine.
 
 use crate::confine;
-use crate::wire::{self, BindSpec, ExecReplyHeader, ExecRequest, Hello, HelperConfig};
+use crate::wire::{self, BindSpec, ExecReplyHeader, ExecRequest, Hello, HelperConfig, HomeMount};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::{Signal, killpg};
@@ -154,7 +154,22 @@ fn build_root(config: &HelperConfig) -> Result<(), Stage> {
         }
     }
     write_minimal_etc(&r("etc"))?;
-    bind(&config.home_dir, &r(HOME), true).map_err(at("bind home"))?;
+    match &config.home {
+        HomeMount::Tmpfs { size_bytes } => {
+            // Owned by the sandbox's user (the one this user namespace maps), as the
+            // supervisor checks before laying anything in it.
+            let opts = format!("size={size_bytes},mode=0755");
+            mount(
+                Some("tmpfs"),
+                &r(HOME),
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some(opts.as_str()),
+            )
+            .map_err(at("home tmpfs"))?;
+        }
+        HomeMount::Bind { host } => bind(host, &r(HOME), true).map_err(at("bind home"))?,
+    }
     let tmp_opts = format!("size={},mode=1777", config.tmp_size_bytes);
     mount(
         Some("tmpfs"),

@@ -7,12 +7,12 @@ use crate::mode::{self, Mode, NoIsolation};
 use crate::snapshot::{Entry, Snapshot};
 use crate::spec::{ExecOptions, HelperCommand, SandboxSpec};
 use crate::uid_pool::{self, UidLease};
-use crate::wire::{self, ExecReplyHeader, ExecRequest, Hello, HelperConfig, Rlimits};
-use nix::mount::{MntFlags, MsFlags, mount, umount2};
-use std::fs::{self, DirBuilder};
+use crate::wire::{self, ExecReplyHeader, ExecRequest, Hello, HelperConfig, HomeMount, Rlimits};
+use std::fs;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt, chown};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -153,9 +153,8 @@ struct Channel {
 /// Host-side resources of one sandbox, released in order on drop, also when creation
 /// fails half-way.
 struct HostResources {
-    run_dir: PathBuf,
-    home: PathBuf,
-    home_mounted: bool,
+    /// The sandbox's own host directory (rootless: its home), if it has one.
+    run_dir: Option<PathBuf>,
     cgroup: Option<Cgroup>,
     lease: Option<UidLease>,
 }
@@ -166,10 +165,9 @@ impl Drop for HostResources {
             cgroup.kill();
             let _ = cgroup.remove();
         }
-        if self.home_mounted {
-            let _ = umount2(&self.home, MntFlags::MNT_DETACH);
+        if let Some(dir) = &self.run_dir {
+            let _ = fs::remove_dir_all(dir);
         }
-        let _ = fs::remove_dir_all(&self.run_dir);
         self.lease.take();
     }
 }
@@ -182,6 +180,11 @@ pub struct Sandbox {
     death: DeathWatch,
     helper_pidfd: OwnedFd,
     protections: Vec<String>,
+    /// The home's directory, opened once before any command ran (set when PID 1 is
+    /// ready): snapshots and reads go through it. In root mode the home's tmpfs exists
+    /// only in the sandbox's own mount namespace, and this descriptor keeps it readable
+    /// after the machine is gone.
+    home: Option<OwnedFd>,
     /// The laid files whose digests the caller gave, as they were laid: snapshots reuse
     /// those digests while the files are untouched.
     laid: Snapshot,
@@ -214,51 +217,33 @@ impl Sandbox {
                 nix::unistd::getgid().as_raw(),
             ),
         };
-        let run_dir = runtime.join("sandboxes").join(&id);
+        // Rootless, the home is a host directory of the sandbox's own; in root mode a
+        // sandbox has nothing on the host's filesystems but its cgroup.
+        let run_dir = (mode == Mode::Rootless).then(|| runtime.join("sandboxes").join(&id));
+        let host_home = run_dir.as_ref().map(|dir| dir.join("home"));
         let mut host = HostResources {
             run_dir: run_dir.clone(),
-            home: run_dir.join("home"),
-            home_mounted: false,
             cgroup: None,
             lease,
         };
-        // The sandbox's uid must be able to traverse to its home and staging root.
-        let mut dirs = DirBuilder::new();
-        dirs.recursive(true).mode(0o711);
-        for dir in [
-            &runtime,
-            &runtime.join("sandboxes"),
-            &run_dir,
-            &run_dir.join("root"),
-            &host.home,
-        ] {
-            dirs.create(dir).map_err(prep("runtime directory"))?;
-            fs::set_permissions(dir, fs::Permissions::from_mode(0o711))
-                .map_err(prep("runtime directory"))?;
+        // PID 1 assembles the root on this one empty directory, inside its own mount
+        // namespace (so every sandbox can use the same). The sandbox's uid must be able to
+        // traverse to it (and, rootless, to its home).
+        let staging_root = runtime.join("root");
+        let sandboxes = runtime.join("sandboxes");
+        for dir in [&runtime, &staging_root]
+            .into_iter()
+            .chain(run_dir.as_ref().map(|_| &sandboxes))
+            .chain(&run_dir)
+            .chain(&host_home)
+        {
+            traversable_dir(dir).map_err(prep("runtime directory"))?;
         }
-        let limits = spec.limits;
-        if mode == Mode::Root {
-            let opts = format!(
-                "size={},uid={host_uid},gid={host_gid},mode=0755",
-                limits.home_bytes
-            );
-            mount(
-                Some("tmpfs"),
-                &host.home,
-                Some("tmpfs"),
-                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-                Some(opts.as_str()),
-            )
-            .map_err(|e| SandboxError::Prepare {
-                stage: "mount the home tmpfs",
-                source: e.into(),
-            })?;
-            host.home_mounted = true;
-        } else {
-            fs::set_permissions(&host.home, fs::Permissions::from_mode(0o755))
+        if let Some(home) = &host_home {
+            fs::set_permissions(home, fs::Permissions::from_mode(0o755))
                 .map_err(prep("home directory"))?;
         }
-        let laid = lay_files(&host.home, spec, mode == Mode::Root, host_uid, host_gid)?;
+        let limits = spec.limits;
 
         let mut protections = Vec::new();
         if let Some(layout) = CgroupLayout::detect() {
@@ -328,8 +313,13 @@ impl Sandbox {
                 nofile: limits.open_files,
                 address_space: (!memory_in_cgroup).then_some(limits.memory_bytes),
             },
-            root_dir: run_dir.join("root"),
-            home_dir: host.home.clone(),
+            root_dir: staging_root,
+            home: match &host_home {
+                Some(host) => HomeMount::Bind { host: host.clone() },
+                None => HomeMount::Tmpfs {
+                    size_bytes: limits.home_bytes,
+                },
+            },
             tmp_size_bytes: limits.tmp_bytes,
             binds: spec.binds.clone(),
             hostname: spec.hostname.clone(),
@@ -339,7 +329,7 @@ impl Sandbox {
             links: spec.links.clone(),
         };
         let death = DeathWatch::default();
-        let (channel, helper_pidfd) = spawn_helper(&spec.helper, &id, death.clone())?;
+        let (channel, helper_pidfd, helper_pid) = spawn_helper(&spec.helper, &id, death.clone())?;
         let mut sandbox = Sandbox {
             id,
             mode,
@@ -348,18 +338,69 @@ impl Sandbox {
             death,
             helper_pidfd,
             protections,
-            laid,
+            home: None,
+            laid: Snapshot::default(),
             host,
         };
-        let ready = sandbox.handshake(&config);
-        match ready {
-            Ok(mut inner) => {
-                inner.append(&mut sandbox.protections);
-                sandbox.protections = inner;
-                Ok(sandbox)
-            }
-            Err(e) => Err(e),
+        let mut inner = sandbox.handshake(&config)?;
+        inner.append(&mut sandbox.protections);
+        sandbox.protections = inner;
+        let home = match &host_home {
+            Some(path) => hostfs::open_dir(path).map_err(prep("open the home"))?,
+            None => sandbox.open_namespace_home(helper_pid)?,
+        };
+        sandbox.laid = lay_files(&home, spec, lease_ids(mode, host_uid, host_gid))?;
+        sandbox.home = Some(home);
+        Ok(sandbox)
+    }
+
+    /// Opens the home tmpfs PID 1 mounted in the sandbox's mount namespace, through the
+    /// helper's root (PID 1's pivot_root moved it there too). Nothing of the sandbox has
+    /// run yet, so the path is the one PID 1 built; the descriptor must be a tmpfs owned
+    /// by the sandbox's uid, and the helper still alive after the open (so its pid named
+    /// no other process).
+    fn open_namespace_home(&self, helper_pid: u32) -> Result<OwnedFd, SandboxError> {
+        let path = format!("/proc/{helper_pid}/root{}", crate::init::HOME);
+        let fd = hostfs::open_dir(Path::new(&path)).map_err(prep("open the home"))?;
+        let st = hostfs::fstat(&fd).map_err(prep("open the home"))?;
+        let on = nix::sys::statfs::fstatfs(&fd).map_err(|e| prep("open the home")(e.into()))?;
+        if on.filesystem_type() != nix::sys::statfs::TMPFS_MAGIC || st.st_uid != self.host_uid {
+            return Err(SandboxError::Prepare {
+                stage: "open the home",
+                source: io::Error::other(format!(
+                    "{path} is not the sandbox's home tmpfs (owner {})",
+                    st.st_uid
+                )),
+            });
         }
+        if !self.helper_alive() {
+            return Err(SandboxError::MachineDown);
+        }
+        Ok(fd)
+    }
+
+    /// Whether the helper has not exited (a signal 0 through its pidfd).
+    fn helper_alive(&self) -> bool {
+        // SAFETY: pidfd_send_signal on a pidfd we own, signal 0 (a check), a null siginfo and no flags; no other memory is passed.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.helper_pidfd.as_raw_fd(),
+                0,
+                std::ptr::null::<u8>(),
+                0u32,
+            )
+        };
+        rc == 0
+    }
+
+    /// A fresh descriptor of the home (its own offset, for one walk or read).
+    fn home_dir(&self) -> io::Result<OwnedFd> {
+        let home = self
+            .home
+            .as_ref()
+            .ok_or_else(|| io::Error::other("the sandbox has no home yet"))?;
+        hostfs::open_at(home, b".", libc::O_RDONLY | libc::O_DIRECTORY)
     }
 
     fn handshake(&self, config: &HelperConfig) -> Result<Vec<String>, SandboxError> {
@@ -433,17 +474,21 @@ impl Sandbox {
 
     /// Reads a file of the home from the host, safely (see [`crate::hostfs`]).
     pub fn read_file(&self, rel: impl AsRef<Path>, cap: u64) -> Result<Vec<u8>, ReadError> {
-        hostfs::read_file(&self.host.home, rel.as_ref(), cap)
+        let home = self.home_dir().map_err(|source| ReadError::Io {
+            path: rel.as_ref().display().to_string(),
+            source,
+        })?;
+        hostfs::read_file(home, rel.as_ref(), cap)
     }
 
     /// Snapshot of the writable home, also possible after the machine died.
     pub fn snapshot(&self) -> io::Result<Snapshot> {
-        Snapshot::take_after(&self.host.home, &self.laid)
+        Snapshot::take_in(self.home_dir()?, &self.laid)
     }
 
     /// Snapshot reusing the digests of files unchanged since `previous`.
     pub fn snapshot_after(&self, previous: &Snapshot) -> io::Result<Snapshot> {
-        Snapshot::take_after(&self.host.home, previous)
+        Snapshot::take_in(self.home_dir()?, previous)
     }
 
     pub fn is_alive(&self) -> bool {
@@ -505,12 +550,6 @@ impl Sandbox {
         self.host_uid
     }
 
-    /// Host path of the writable home. Never open files under it directly: use
-    /// [`Sandbox::read_file`] or [`Sandbox::snapshot`].
-    pub fn home_on_host(&self) -> &Path {
-        &self.host.home
-    }
-
     /// The protections in force for this sandbox, in words.
     pub fn protections(&self) -> &[String] {
         &self.protections
@@ -547,23 +586,32 @@ fn lease_ids(mode: Mode, uid: u32, gid: u32) -> Option<(u32, u32)> {
     (mode == Mode::Root).then_some((uid, gid))
 }
 
-/// Lays the spec's files in the home; returns the entries of those whose digest the spec
-/// gave, taken after the last change to each (a later write changes its ctime).
+/// Lays the spec's files in the home (through its descriptor, never following a link);
+/// returns the entries of those whose digest the spec gave, taken after the last change
+/// to each (a later write changes its ctime). With `owner` (root mode), this thread
+/// creates them as that uid and gid: the home's tmpfs belongs to the sandbox's user
+/// namespace, which maps no other owner.
 fn lay_files(
-    home: &Path,
+    home: &OwnedFd,
     spec: &SandboxSpec,
-    chown_files: bool,
-    uid: u32,
-    gid: u32,
+    owner: Option<(u32, u32)>,
 ) -> Result<Snapshot, SandboxError> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::{Mode as Perm, fchmod, mkdirat};
+    let lay = |e: nix::Error| prep("lay files")(e.into());
+    let _as_owner = owner.map(|(uid, gid)| FsIds::become_(uid, gid));
     let mut laid = Snapshot::default();
     for file in &spec.files {
-        if file.path.is_absolute()
-            || file
-                .path
-                .components()
-                .any(|c| !matches!(c, std::path::Component::Normal(_)))
-        {
+        let plain = file
+            .path
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)));
+        let mut names: Vec<Vec<u8>> = file
+            .path
+            .components()
+            .map(|c| c.as_os_str().as_bytes().to_vec())
+            .collect();
+        let Some(name) = names.pop().filter(|_| plain) else {
             return Err(SandboxError::Prepare {
                 stage: "lay files",
                 source: io::Error::new(
@@ -571,28 +619,35 @@ fn lay_files(
                     format!("{}: must be a plain relative path", file.path.display()),
                 ),
             });
-        }
-        let path = home.join(&file.path);
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent).map_err(prep("lay files"))?;
-            if chown_files {
-                let mut dir = parent;
-                while dir != home {
-                    chown(dir, Some(uid), Some(gid)).map_err(prep("lay files"))?;
-                    dir = dir.parent().unwrap_or(home);
-                }
-            }
-        }
-        let mut out = fs::File::create(&path).map_err(prep("lay files"))?;
-        out.write_all(&file.contents).map_err(prep("lay files"))?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(file.mode))
+        };
+        let mut dir = hostfs::open_at(home, b".", libc::O_RDONLY | libc::O_DIRECTORY)
             .map_err(prep("lay files"))?;
-        if chown_files {
-            chown(&path, Some(uid), Some(gid)).map_err(prep("lay files"))?;
+        for parent in &names {
+            match mkdirat(&dir, parent.as_slice(), Perm::from_bits_truncate(0o755)) {
+                Ok(()) | Err(nix::Error::EEXIST) => {}
+                Err(e) => return Err(lay(e)),
+            }
+            dir = hostfs::open_at(&dir, parent, libc::O_RDONLY | libc::O_DIRECTORY)
+                .map_err(prep("lay files"))?;
         }
+        let fd = nix::fcntl::openat(
+            &dir,
+            name.as_slice(),
+            OFlag::O_WRONLY
+                | OFlag::O_CREAT
+                | OFlag::O_TRUNC
+                | OFlag::O_NOFOLLOW
+                | OFlag::O_CLOEXEC
+                | OFlag::O_NOCTTY,
+            Perm::from_bits_truncate(0o600),
+        )
+        .map_err(lay)?;
+        let mut out = fs::File::from(fd);
+        out.write_all(&file.contents).map_err(prep("lay files"))?;
+        fchmod(&out, Perm::from_bits_truncate(file.mode)).map_err(lay)?;
         if let Some(sha256) = &file.sha256 {
             debug_assert_eq!(*sha256, hostfs::sha256_hex(&file.contents));
-            let meta = fs::symlink_metadata(&path).map_err(prep("lay files"))?;
+            let meta = out.metadata().map_err(prep("lay files"))?;
             laid.entries.insert(
                 file.path.to_string_lossy().into_owned(),
                 Entry::of_file(&meta, sha256.clone()),
@@ -602,13 +657,53 @@ fn lay_files(
     Ok(laid)
 }
 
+/// This thread's filesystem uid and gid, set to another user's until dropped (they are
+/// per thread on Linux, so nothing else in the supervisor acts as that user meanwhile).
+struct FsIds {
+    uid: nix::unistd::Uid,
+    gid: nix::unistd::Gid,
+}
+
+impl FsIds {
+    fn become_(uid: u32, gid: u32) -> FsIds {
+        // Group first: the fsuid change drops the capabilities a later fsgid change needs.
+        let gid = nix::unistd::setfsgid(nix::unistd::Gid::from_raw(gid));
+        let uid = nix::unistd::setfsuid(nix::unistd::Uid::from_raw(uid));
+        FsIds { uid, gid }
+    }
+}
+
+impl Drop for FsIds {
+    fn drop(&mut self) {
+        nix::unistd::setfsuid(self.uid);
+        nix::unistd::setfsgid(self.gid);
+    }
+}
+
+/// Creates `dir` if missing and makes it mode 0711 if it is not (a stat, and no write,
+/// when it already is: the runtime directories are shared by every sandbox).
+fn traversable_dir(dir: &Path) -> io::Result<()> {
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir)?;
+        }
+        Err(e) => return Err(e),
+    }
+    if fs::metadata(dir)?.permissions().mode() & 0o7777 != 0o711 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o711))?;
+    }
+    Ok(())
+}
+
 /// Starts the helper from a thread that lives exactly as long as the helper: the
 /// helper's parent-death signal fires when the *thread* that spawned it exits.
 fn spawn_helper(
     helper: &HelperCommand,
     id: &str,
     death: DeathWatch,
-) -> Result<(Channel, OwnedFd), SandboxError> {
+) -> Result<(Channel, OwnedFd, u32), SandboxError> {
     let mut command = match helper {
         HelperCommand::CurrentExe => Command::new("/proc/self/exe"),
         HelperCommand::Path(path) => Command::new(path),
@@ -638,9 +733,11 @@ fn spawn_helper(
             let sent = match (pipes, pidfd) {
                 // SAFETY: fd was just returned by pidfd_open (checked >= 0) and is owned by no one else.
                 ((Some(to_init), Some(from_init)), fd) if fd >= 0 => tx
-                    .send(Ok((Channel { to_init, from_init }, unsafe {
-                        OwnedFd::from_raw_fd(fd)
-                    })))
+                    .send(Ok((
+                        Channel { to_init, from_init },
+                        unsafe { OwnedFd::from_raw_fd(fd) },
+                        child.id(),
+                    )))
                     .is_ok(),
                 _ => {
                     let _ = tx.send(Err(io::Error::other(

@@ -100,14 +100,13 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn take(home: &Path) -> io::Result<Snapshot> {
-        Snapshot::take_after(home, &Snapshot::default())
+        Snapshot::take_in(open_dir(home)?, &Snapshot::default())
     }
 
-    /// Like [`Snapshot::take`], reusing `previous`'s digests of files whose inode, size
-    /// and change time are the same (the kernel updates ctime on every write, and no
-    /// process can set it back).
-    pub fn take_after(home: &Path, previous: &Snapshot) -> io::Result<Snapshot> {
-        let root = open_dir(home)?;
+    /// The tree under the directory `root` (a descriptor of its own), reusing
+    /// `previous`'s digests of files whose inode, size and change time are the same (the
+    /// kernel updates ctime on every write, and no process can set it back).
+    pub(crate) fn take_in(root: OwnedFd, previous: &Snapshot) -> io::Result<Snapshot> {
         let mut snapshot = Snapshot::default();
         walk(&root, "", 0, previous, &mut snapshot)?;
         Ok(snapshot)

@@ -24,8 +24,8 @@ pub struct HelperConfig {
     pub rlimits: Rlimits,
     /// Empty host directory the new root is assembled on (inside the new mount namespace).
     pub root_dir: PathBuf,
-    /// Host directory bound read-write at `/home/user`.
-    pub home_dir: PathBuf,
+    /// What `/home/user` is.
+    pub home: HomeMount,
     pub tmp_size_bytes: u64,
     /// Host directories bound at the given absolute path inside the sandbox.
     pub binds: Vec<BindSpec>,
@@ -36,6 +36,17 @@ pub struct HelperConfig {
     pub env: Vec<(String, String)>,
     /// See [`crate::SandboxSpec::links`].
     pub links: Vec<(PathBuf, PathBuf)>,
+}
+
+/// The sandbox's home.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum HomeMount {
+    /// A tmpfs of this size, mounted by PID 1 in the sandbox's own mount namespace (root
+    /// mode): it appears in no other namespace, so creating a sandbox never copies the
+    /// homes of the others, and the supervisor reaches it through a directory descriptor.
+    Tmpfs { size_bytes: u64 },
+    /// A host directory bound read-write (rootless mode).
+    Bind { host: PathBuf },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
