@@ -379,19 +379,9 @@ impl Sandbox {
         Ok(fd)
     }
 
-    /// Whether the helper has not exited (a signal 0 through its pidfd).
+    /// Whether the helper has not exited (signal 0, a check, through its pidfd).
     fn helper_alive(&self) -> bool {
-        // SAFETY: pidfd_send_signal on a pidfd we own, signal 0 (a check), a null siginfo and no flags; no other memory is passed.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.helper_pidfd.as_raw_fd(),
-                0,
-                std::ptr::null::<u8>(),
-                0u32,
-            )
-        };
-        rc == 0
+        self.signal_helper(0)
     }
 
     /// A fresh descriptor of the home (its own offset, for one walk or read).
@@ -523,18 +513,20 @@ impl Sandbox {
         }
     }
 
-    fn signal_helper(&self, signal: libc::c_int) {
-        // A pidfd cannot hit a recycled pid once the helper has been reaped.
+    /// Sends `signal` to the helper; false if it is gone. A pidfd cannot hit a recycled
+    /// pid once the helper has been reaped.
+    fn signal_helper(&self, signal: libc::c_int) -> bool {
         // SAFETY: pidfd_send_signal on a pidfd we own, with a null siginfo and no flags; no other memory is passed.
-        unsafe {
+        let rc = unsafe {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
                 self.helper_pidfd.as_raw_fd(),
                 signal,
                 std::ptr::null::<u8>(),
                 0u32,
-            );
-        }
+            )
+        };
+        rc == 0
     }
 
     pub fn id(&self) -> &str {

@@ -24,18 +24,11 @@ pub enum AssetError {
     #[error("cannot find the offswitch binary: {0}")]
     NoExe(std::io::Error),
     #[error(
-        "cannot read offswitch's question client at {path}: {source}; it is built with offswitch \
-         (`cargo build --release -p offswitch` builds both)"
-    )]
-    NoClient {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error(
-        "cannot find offswitch's sandbox helper at {path}: {source}; it is built with offswitch \
+        "cannot read offswitch's {what} at {path}: {source}; it is built with offswitch \
          (`cargo build --release -p offswitch` builds it)"
     )]
-    NoHelper {
+    Missing {
+        what: &'static str,
         path: String,
         source: std::io::Error,
     },
@@ -58,7 +51,8 @@ impl Assets {
                     .then_some(())
                     .ok_or_else(|| std::io::Error::other("not a file"))
             })
-            .map_err(|source| AssetError::NoHelper {
+            .map_err(|source| AssetError::Missing {
+                what: "sandbox helper",
                 path: helper.display().to_string(),
                 source,
             })?;
@@ -66,7 +60,8 @@ impl Assets {
     }
 
     fn from_paths(helper: HelperCommand, client: &Path) -> Result<Assets, AssetError> {
-        let question_client = std::fs::read(client).map_err(|source| AssetError::NoClient {
+        let question_client = std::fs::read(client).map_err(|source| AssetError::Missing {
+            what: "question client",
             path: client.display().to_string(),
             source,
         })?;
