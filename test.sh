@@ -7,6 +7,8 @@ cd "$(dirname "$0")"
 scripts/install-deps.sh
 scripts/install-test-deps.sh
 cargo fmt --all --check
+# The question program is built by crates/offswitch/build.rs, outside cargo's targets.
+rustfmt --edition 2024 --check crates/offswitch/question-client/main.rs
 # The tests build target/debug/offswitch (used below) with the workspace's features, as
 # clippy does: no separate build of the binary (and of llama.cpp) with other features.
 cargo clippy -q --workspace --all-targets -- -D warnings

@@ -79,7 +79,7 @@ pub fn plan(
         concurrency,
         assets: Arc::new(
             offswitch::experiment::assets::Assets::locate()
-                .expect("the question client is built next to the bench"),
+                .expect("the sandbox helper is built next to the bench"),
         ),
         pricing: Arc::new(models::pricing::Pricing::builtin()),
         max_cost: None,

@@ -15,8 +15,8 @@
    sets them; /results a temporary folder; the model a scripted test fixture and 2 runs
    per cell instead of the study's), then the merge job's command; the merged store must
    hold the whole grid once. They run from a folder holding only the binaries the
-   Dockerfile copies into the image, so an image missing one (the sandbox helper, the
-   question program) fails here.
+   Dockerfile copies into the image, so an image missing one (the sandbox helper) fails
+   here.
 4. The Dockerfile copies the binaries a build makes.
 
 Not checked here (no cluster, no registry, no VMs on these machines): that a cluster
@@ -132,7 +132,7 @@ def main():
                 fail(f"`offswitch {sub[-1]}` has no flag {flag}")
 
     # The image's /usr/local/bin: only what the Dockerfile copies (hard links: offswitch
-    # finds its helper and question program beside the file it was started as).
+    # finds its helper beside the file it was started as).
     image_bin = tempfile.mkdtemp(prefix="offswitch-image-bin-")
     with open(os.path.join(HERE, "Dockerfile")) as f:
         copied = re.findall(r"/src/target/release/([\w-]+)", f.read())

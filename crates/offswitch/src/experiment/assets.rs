@@ -1,6 +1,6 @@
-//! What an episode needs from offswitch's own installation: the sandbox helper and the
-//! programs a scenario may lay in the home (the compiled question client), both built
-//! and installed beside the `offswitch` binary.
+//! What an episode needs from offswitch's own installation: the sandbox helper, built
+//! and installed beside the `offswitch` binary, and the programs a scenario may lay in
+//! the home (the compiled question client, which offswitch carries).
 
 use super::scenario::ScenarioFile;
 use sandbox::{HelperCommand, LaidFile};
@@ -8,12 +8,13 @@ use std::path::Path;
 
 /// Programs a scenario file can ask for with `binary = "..."`.
 pub const BINARIES: &[&str] = &["question-client"];
-const CLIENT_FILE: &str = "offswitch-question-client";
+/// The question program (question-client/main.rs), compiled by the build script.
+const QUESTION_CLIENT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/question-client"));
 const HELPER_FILE: &str = "offswitch-helper";
 
 pub struct Assets {
     pub helper: HelperCommand,
-    pub question_client: Vec<u8>,
+    pub question_client: &'static [u8],
     /// sha256 of the question client, by which the question service recognises it.
     pub question_client_sha256: String,
 }
@@ -24,25 +25,24 @@ pub enum AssetError {
     #[error("cannot find the offswitch binary: {0}")]
     NoExe(std::io::Error),
     #[error(
-        "cannot read offswitch's {what} at {path}: {source}; it is built with offswitch \
-         (`cargo build --release -p offswitch` builds it)"
+        "cannot find offswitch's sandbox helper at {path}: {source}; it is built with \
+         offswitch (`cargo build --release -p offswitch` builds it)"
     )]
-    Missing {
-        what: &'static str,
+    NoHelper {
         path: String,
         source: std::io::Error,
     },
 }
 
 impl Assets {
-    /// Finds the sandbox helper and the question client next to the running binary
-    /// (where cargo builds and installs them).
+    /// Finds the sandbox helper next to the running binary (where cargo builds and
+    /// installs it).
     pub fn locate() -> Result<Assets, AssetError> {
         let exe = std::env::current_exe().map_err(AssetError::NoExe)?;
         Assets::beside(exe.parent().unwrap_or(Path::new(".")))
     }
 
-    /// The sandbox helper and the question client in `dir`.
+    /// The sandbox helper in `dir`.
     pub fn beside(dir: &Path) -> Result<Assets, AssetError> {
         let helper = dir.join(HELPER_FILE);
         std::fs::metadata(&helper)
@@ -51,24 +51,14 @@ impl Assets {
                     .then_some(())
                     .ok_or_else(|| std::io::Error::other("not a file"))
             })
-            .map_err(|source| AssetError::Missing {
-                what: "sandbox helper",
+            .map_err(|source| AssetError::NoHelper {
                 path: helper.display().to_string(),
                 source,
             })?;
-        Assets::from_paths(HelperCommand::Path(helper), &dir.join(CLIENT_FILE))
-    }
-
-    fn from_paths(helper: HelperCommand, client: &Path) -> Result<Assets, AssetError> {
-        let question_client = std::fs::read(client).map_err(|source| AssetError::Missing {
-            what: "question client",
-            path: client.display().to_string(),
-            source,
-        })?;
         Ok(Assets {
-            helper,
-            question_client_sha256: sandbox::sha256_hex(&question_client),
-            question_client,
+            helper: HelperCommand::Path(helper),
+            question_client_sha256: sandbox::sha256_hex(QUESTION_CLIENT),
+            question_client: QUESTION_CLIENT,
         })
     }
 
@@ -87,7 +77,7 @@ impl Assets {
     pub fn contents<'a>(&'a self, file: &'a ScenarioFile) -> &'a [u8] {
         match (&file.contents, file.binary.as_deref()) {
             (Some(text), _) => text.as_bytes(),
-            (None, Some("question-client")) => &self.question_client,
+            (None, Some("question-client")) => self.question_client,
             // Validation rejects every other combination.
             _ => &[],
         }

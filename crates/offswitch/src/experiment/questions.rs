@@ -440,8 +440,8 @@ async fn handle(stream: UnixStream, ctx: ServiceContext) -> std::io::Result<()> 
             // Believed only from the laid program: anyone else could say anything.
             if peer.via_question_program {
                 peer.kill_path_run = req.ran.map(|mut ran| {
-                    if let crate::record::KillPathRun::NotStarted { error, .. } = &mut ran {
-                        *error = crate::record::bounded_text(error, 256);
+                    if let crate::record::KillPathRun::NotStarted { errno, error } = &mut ran {
+                        *error = std::io::Error::from_raw_os_error(*errno).to_string();
                     }
                     ran
                 });
@@ -614,9 +614,158 @@ fn describe_peer(stream: &UnixStream, program: &ProgramIdentity) -> Peer {
     }
 }
 
+/// The question program's side of the wire, as it is compiled into the program.
+#[cfg(test)]
+#[path = "../../question-client/wire.rs"]
+mod question_program_wire;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    use super::question_program_wire as wire;
+
+    fn decode(line: &str) -> Result<[Option<String>; 4], &'static str> {
+        let mut scratch = vec![0u8; 1 << 16];
+        let r = wire::parse_reply(line.as_bytes(), &mut scratch)?;
+        let text = |f: Option<&[u8]>| f.map(|b| String::from_utf8(b.to_vec()).unwrap());
+        Ok([
+            text(r.print),
+            text(r.touch),
+            text(r.run),
+            text(r.unless_missing),
+        ])
+    }
+
+    fn fields(reply: &Reply) -> [Option<String>; 4] {
+        match reply.clone() {
+            Reply::Print { text, touch } => [Some(text), touch, None, None],
+            Reply::Run {
+                command,
+                unless_missing,
+            } => [None, None, Some(command), unless_missing],
+        }
+    }
+
+    /// The same JSON with every character outside ASCII written as `\u` escapes (UTF-16,
+    /// so with surrogate pairs), as another encoder may send it.
+    fn ascii_escaped(json: &str) -> String {
+        json.chars()
+            .map(|c| match c.is_ascii() {
+                true => c.to_string(),
+                false => c
+                    .encode_utf16(&mut [0; 2])
+                    .iter()
+                    .map(|unit| format!("\\u{unit:04X}"))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// Any text: control characters, quotes, backslashes and characters outside the
+    /// basic plane included.
+    fn text() -> impl Strategy<Value = String> + Clone {
+        let ascii = (0u8..0x80).prop_map(char::from);
+        proptest::collection::vec(prop_oneof![ascii, any::<char>()], 0..40)
+            .prop_map(String::from_iter)
+    }
+
+    fn reply_strategy() -> impl Strategy<Value = Reply> {
+        prop_oneof![
+            (text(), proptest::option::of(text()))
+                .prop_map(|(text, touch)| Reply::Print { text, touch }),
+            (text(), proptest::option::of(text())).prop_map(|(command, unless_missing)| {
+                Reply::Run {
+                    command,
+                    unless_missing,
+                }
+            }),
+        ]
+    }
+
+    proptest! {
+        /// Every reply the service sends reads back the same in the question program,
+        /// however its strings are escaped.
+        #[test]
+        fn the_program_reads_every_reply(reply in reply_strategy()) {
+            let json = reply.to_json();
+            prop_assert_eq!(decode(&json), Ok(fields(&reply)));
+            prop_assert_eq!(decode(&ascii_escaped(&json)), Ok(fields(&reply)));
+        }
+
+        /// Every account the program sends of running the kill path reads back the same
+        /// in the service.
+        #[test]
+        fn the_service_reads_every_account(
+            which in 0..5u8, number in any::<i32>(), file in text()
+        ) {
+            let (ran, expected) = match which {
+                0 => (None, None),
+                1 => (
+                    Some(wire::Ran::NotStarted { errno: number }),
+                    Some(crate::record::KillPathRun::NotStarted { errno: number, error: String::new() }),
+                ),
+                2 => (
+                    Some(wire::Ran::NotTriggered { file: file.as_bytes() }),
+                    Some(crate::record::KillPathRun::NotTriggered { file: file.clone() }),
+                ),
+                3 => (
+                    Some(wire::Ran::Exited { code: number }),
+                    Some(crate::record::KillPathRun::Exited { code: number }),
+                ),
+                _ => (
+                    Some(wire::Ran::Signalled { signal: number }),
+                    Some(crate::record::KillPathRun::Signalled { signal: number }),
+                ),
+            };
+            let mut bytes = vec![0u8; 4096];
+            let mut out = wire::Buf::new(&mut bytes);
+            wire::request(ran, &mut out).unwrap();
+            let line = std::str::from_utf8(out.as_slice()).unwrap();
+            prop_assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'));
+            let request: Request = serde_json::from_str(line).unwrap();
+            prop_assert_eq!(request.op, "next");
+            prop_assert_eq!(request.ran, expected);
+        }
+    }
+
+    #[test]
+    fn the_program_refuses_what_is_not_a_reply() {
+        for bad in [
+            "",
+            "{",
+            "[\"print\"]",
+            "{\"print\":1}",
+            "{\"print\":\"a\"",
+            "{\"print\":\"a\",}",
+            "{\"print\":\"a\"} x",
+            "{\"print\":\"\\ud800\"}",
+            "{\"print\":\"\\udc00\"}",
+            "{\"print\":\"\\x\"}",
+            "{\"print\":\"tab\there\"}",
+        ] {
+            assert!(decode(bad).is_err(), "accepted {bad:?}");
+        }
+        // Other members (the service's errors) are ignored, as is white space.
+        assert_eq!(
+            decode(" { \"error\" : \"unknown request\" , \"print\":\"hi\" }\n"),
+            Ok([Some("hi".into()), None, None, None])
+        );
+        assert_eq!(decode("{}"), Ok([None, None, None, None]));
+        // A reply longer than the program's buffer is refused, not cut.
+        let long = Reply::Print {
+            text: "x".repeat(1 << 17),
+            touch: None,
+        };
+        assert!(decode(&long.to_json()).is_err());
+        // The request's buffer: too small is an error, never a cut request.
+        let mut small = [0u8; 8];
+        assert_eq!(
+            wire::request(None, &mut wire::Buf::new(&mut small)),
+            Err(wire::TooLong)
+        );
+    }
 
     fn state() -> QuestionState {
         QuestionState::new(&Scenario::load("palisade-2025-05").unwrap())

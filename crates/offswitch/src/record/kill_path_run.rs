@@ -1,6 +1,6 @@
 //! The question program's account of running the kill path's script, as it sends it
-//! with its next request. Shared, as source, by the record and the question program
-//! (which must stay small and so does not link this crate).
+//! with its next request (the program writes it without serde:
+//! question-client/wire.rs, checked against this type in the question service's tests).
 
 use serde::{Deserialize, Serialize};
 
@@ -8,9 +8,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
 pub enum KillPathRun {
-    /// The script could not be started (the OS error number and its text).
+    /// The script could not be started (the OS error number and its text, which the
+    /// service writes from the number).
     NotStarted {
         errno: i32,
+        #[serde(default)]
         error: String,
     },
     /// Not run: the trigger file the task program checks first was gone.
