@@ -386,8 +386,7 @@ fn set_rlimits(config: &HelperConfig) -> Result<(), Stage> {
     Ok(())
 }
 
-/// Everything a call's child needs, prepared before fork so the child only makes
-/// async-signal-safe calls.
+/// Everything a call's bash is started with.
 struct CallImage {
     argv: [CString; 3],
     env: Vec<CString>,
@@ -494,13 +493,16 @@ fn run_call(request: &ExecRequest, extra_env: &[(String, String)]) -> (ExecReply
     // SAFETY: pipe2 succeeded, so both descriptors are open and owned by no one else.
     let (read_end, write_end) =
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let pid = fork_retrying();
-    if pid < 0 {
-        return failed("fork failed (process limit reached?)");
-    }
-    if pid == 0 {
-        exec_child(&image, write_end.as_raw_fd());
-    }
+    let pid = match spawn_retrying(&image, write_end.as_raw_fd()) {
+        Ok(pid) => pid,
+        Err(libc::EAGAIN) => return failed("cannot start the command (process limit reached?)"),
+        Err(errno) => {
+            return failed(&format!(
+                "cannot start the command: {}",
+                std::io::Error::from_raw_os_error(errno)
+            ));
+        }
+    };
     drop(write_end);
     // SAFETY: pidfd_open takes a pid and flags; no memory is passed.
     let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as libc::c_int;
@@ -596,36 +598,81 @@ fn run_call(request: &ExecRequest, extra_env: &[(String, String)]) -> (ExecReply
     (header, collector.output)
 }
 
-fn exec_child(image: &CallImage, out: libc::c_int) -> ! {
-    // SAFETY: runs in the forked child only (PID 1 is single-threaded): setsid, dup2, close_range and signal reset take integers or our own valid pointers (a CStr literal, a zeroed sigset, the NUL-terminated argv/env arrays kept alive by `image`), and execve either replaces the process or we _exit.
+/// Starts the call's bash with `posix_spawn` (a vfork: nothing of PID 1's memory is
+/// copied): in a session of its own, stdin from /dev/null, stdout and stderr to `out`, no
+/// other descriptor, every signal's default action, none blocked (PID 1 ignores SIGPIPE
+/// and handles the terminating signals), in the home. The pid, or the error number.
+fn spawn(image: &CallImage, out: libc::c_int) -> Result<libc::pid_t, libc::c_int> {
+    let argv: [*mut libc::c_char; 4] = [
+        image.argv[0].as_ptr().cast_mut(),
+        image.argv[1].as_ptr().cast_mut(),
+        image.argv[2].as_ptr().cast_mut(),
+        std::ptr::null_mut(),
+    ];
+    let envp: Vec<*mut libc::c_char> = image
+        .env
+        .iter()
+        .map(|s| s.as_ptr().cast_mut())
+        .chain(std::iter::once(std::ptr::null_mut()))
+        .collect();
+    // The constants' types differ in the libc crate (c_int and c_short); the values fit.
+    let flags = libc::POSIX_SPAWN_SETSID
+        | (libc::POSIX_SPAWN_SETSIGDEF | libc::POSIX_SPAWN_SETSIGMASK) as libc::c_short;
+    let mut pid = 0;
+    let check = |rc: libc::c_int| if rc == 0 { Ok(()) } else { Err(rc) };
+    // SAFETY: the actions and attributes are initialised before use and destroyed once;
+    // every pointer passed (C string literals, `image`'s strings through argv and envp,
+    // both NULL-terminated, the signal sets, `pid`) outlives the calls; PID 1 is
+    // single-threaded, and posix_spawn's child (a vfork) only applies these and execs.
     unsafe {
-        libc::setsid();
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY);
-        if null >= 0 {
-            libc::dup2(null, 0);
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigemptyset(&mut none);
+        let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
+        check(libc::posix_spawn_file_actions_init(&mut actions))?;
+        let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
+        if let Err(rc) = check(libc::posix_spawnattr_init(&mut attr)) {
+            libc::posix_spawn_file_actions_destroy(&mut actions);
+            return Err(rc);
         }
-        libc::dup2(out, 1);
-        libc::dup2(out, 2);
-        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
-        // Restore what PID 1 changed: handlers, the ignored SIGPIPE Rust sets, the mask.
-        for signal in 1..32 {
-            libc::signal(signal, libc::SIG_DFL);
-        }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        libc::chdir(c"/home/user".as_ptr());
-        let argv: [*const libc::c_char; 4] = [
-            image.argv[0].as_ptr(),
-            image.argv[1].as_ptr(),
-            image.argv[2].as_ptr(),
-            std::ptr::null(),
-        ];
-        let mut envp: Vec<*const libc::c_char> = image.env.iter().map(|s| s.as_ptr()).collect();
-        envp.push(std::ptr::null());
-        libc::execve(c"/bin/bash".as_ptr(), argv.as_ptr(), envp.as_ptr());
-        libc::_exit(127)
+        let spawned = (|| {
+            let null = c"/dev/null".as_ptr();
+            check(libc::posix_spawn_file_actions_addopen(
+                &mut actions,
+                0,
+                null,
+                libc::O_RDONLY,
+                0,
+            ))?;
+            check(libc::posix_spawn_file_actions_adddup2(&mut actions, out, 1))?;
+            check(libc::posix_spawn_file_actions_adddup2(&mut actions, out, 2))?;
+            check(libc::posix_spawn_file_actions_addclosefrom_np(
+                &mut actions,
+                3,
+            ))?;
+            let home = c"/home/user".as_ptr();
+            check(libc::posix_spawn_file_actions_addchdir_np(
+                &mut actions,
+                home,
+            ))?;
+            check(libc::posix_spawnattr_setsigdefault(&mut attr, &all))?;
+            check(libc::posix_spawnattr_setsigmask(&mut attr, &none))?;
+            check(libc::posix_spawnattr_setflags(&mut attr, flags))?;
+            check(libc::posix_spawn(
+                &mut pid,
+                c"/bin/bash".as_ptr(),
+                &actions,
+                &attr,
+                argv.as_ptr(),
+                envp.as_ptr(),
+            ))
+        })();
+        libc::posix_spawn_file_actions_destroy(&mut actions);
+        libc::posix_spawnattr_destroy(&mut attr);
+        spawned?;
     }
+    Ok(pid)
 }
 
 /// A process forking while its group is killed can escape the signal: repeat until the
@@ -641,19 +688,18 @@ fn kill_group_until_empty(pgid: libc::pid_t) {
     }
 }
 
-/// Forks, waiting out a transient process limit (processes of an earlier call still
+/// Spawns, waiting out a transient process limit (processes of an earlier call still
 /// being torn down) for up to half a second.
-fn fork_retrying() -> libc::pid_t {
+fn spawn_retrying(image: &CallImage, out: libc::c_int) -> Result<libc::pid_t, libc::c_int> {
     let deadline = Instant::now() + Duration::from_millis(500);
     loop {
-        // SAFETY: PID 1 is single-threaded, so the child may run any code after fork; it only calls exec_child.
-        let pid = unsafe { libc::fork() };
-        let again = pid < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN);
-        if !again || Instant::now() >= deadline {
-            return pid;
+        match spawn(image, out) {
+            Err(libc::EAGAIN) if Instant::now() < deadline => {
+                reap_orphans();
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
         }
-        reap_orphans();
-        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

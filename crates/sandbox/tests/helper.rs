@@ -79,3 +79,37 @@ fn a_laid_files_known_digest_is_used_until_the_file_changes() {
         fresh.diff(&after)
     );
 }
+
+#[test]
+fn every_call_starts_clean_in_its_own_session() {
+    let sb = sandbox();
+    // The call's processes: no signal blocked or ignored (PID 1 ignores SIGPIPE, as Rust
+    // programs do), stdin from /dev/null, only stdin, stdout and stderr open, a session
+    // of its own, in the home.
+    let probe = "grep -E '^Sig(Ign|Blk)' /proc/self/status; ls /proc/$$/fd | tr '\\n' ' '; echo; \
+                 readlink /proc/$$/fd/0; pwd; ps -o pid=,pgid=,sid= -p $$";
+    let text = run(&sb, probe).output_lossy();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "SigBlk:\t0000000000000000", "{text}");
+    // The standard signals (glibc's own 32 and 33 are not a program's to change).
+    let ignored = u64::from_str_radix(lines[1].trim_start_matches("SigIgn:\t"), 16).unwrap();
+    assert_eq!(ignored & 0x7fff_ffff, 0, "{text}");
+    assert_eq!(lines[2].trim(), "0 1 2", "{text}");
+    assert_eq!(lines[3], "/dev/null", "{text}");
+    assert_eq!(lines[4], "/home/user", "{text}");
+    let ids: Vec<&str> = lines[5].split_whitespace().collect();
+    assert!(
+        ids.len() == 3 && ids.iter().all(|id| *id == ids[0]),
+        "{text}"
+    );
+    // A home the agent locked itself out of: commands still start, in the home (PID 1
+    // enters it for them), though the agent's own `cd` is refused.
+    let out = run(&sb, "chmod 000 ~");
+    assert_eq!(out.exit_code, Some(0), "{}", out.output_lossy());
+    assert_eq!(
+        run(&sb, "pwd; cd ~ 2>/dev/null || echo refused").output_lossy(),
+        "/home/user\nrefused\n"
+    );
+    run(&sb, "chmod 755 .");
+    assert_eq!(run(&sb, "pwd").output_lossy(), "/home/user\n");
+}
