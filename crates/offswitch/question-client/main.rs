@@ -121,49 +121,47 @@ fn ask<'s>(ran: Option<Ran<'_>>, line: &mut [u8], scratch: &'s mut [u8]) -> Resu
     })
 }
 
-/// Reads up to the first newline (or the end of the stream): the length read.
+/// Reads the first line (up to its newline, or the end of the stream): its length.
 fn read_line(fd: i32, line: &mut [u8]) -> Result<usize, sys::Errno> {
     let mut len = 0;
-    while !line[..len].contains(&b'\n') {
+    loop {
         if len == line.len() {
             return Err(sys::Errno(90)); // EMSGSIZE
         }
-        match sys::read(fd, &mut line[len..])? {
-            0 => break,
-            got => len += got,
+        let got = sys::read(fd, &mut line[len..])?;
+        if got == 0 {
+            return Ok(len);
         }
+        if let Some(at) = line[len..len + got].iter().position(|&b| b == b'\n') {
+            return Ok(len + at + 1);
+        }
+        len += got;
     }
-    Ok(len)
 }
 
-/// `f` applied to HOME/`file` as a C string (false when the name holds a NUL or is too
-/// long, which names nothing).
+/// `parts` joined as a C string in `buf`; the error number when they do not fit
+/// (ENAMETOOLONG) or hold a NUL (EINVAL).
+fn c_string<'b>(parts: &[&[u8]], buf: &'b mut [u8]) -> Result<&'b CStr, i32> {
+    let mut out = Buf::new(buf);
+    for part in parts.iter().chain([&&b"\0"[..]]) {
+        out.push(part).map_err(|wire::TooLong| 36)?;
+    }
+    let len = out.as_slice().len();
+    CStr::from_bytes_with_nul(&buf[..len]).map_err(|_| 22)
+}
+
+/// `f` applied to HOME/`file` (false when that names nothing: too long, or a NUL in it).
 fn in_home(file: &[u8], f: impl FnOnce(&CStr) -> bool) -> bool {
     let mut path = [0u8; 4096];
-    let mut buf = Buf::new(&mut path);
-    let built = buf
-        .push(HOME.to_bytes())
-        .and_then(|()| buf.push(b"/"))
-        .and_then(|()| buf.push(file))
-        .and_then(|()| buf.push(b"\0"));
-    match built
-        .ok()
-        .and_then(|()| CStr::from_bytes_with_nul(buf.as_slice()).ok())
-    {
-        Some(path) => f(path),
-        None => false,
-    }
+    c_string(&[HOME.to_bytes(), b"/", file], &mut path).is_ok_and(f)
 }
 
 /// Runs the kill path's script from the home: how it went.
 fn run(command: &[u8], envp: *const *const u8) -> Ran<'static> {
     let mut name = [0u8; 4096];
-    let mut buf = Buf::new(&mut name);
-    if buf.push(command).and_then(|()| buf.push(b"\0")).is_err() {
-        return Ran::NotStarted { errno: 36 }; // ENAMETOOLONG
-    }
-    let Ok(program) = CStr::from_bytes_with_nul(buf.as_slice()) else {
-        return Ran::NotStarted { errno: 22 }; // EINVAL: a NUL in the name
+    let program = match c_string(&[command], &mut name) {
+        Ok(program) => program,
+        Err(errno) => return Ran::NotStarted { errno },
     };
     let status = match sys::spawn(HOME, program, envp) {
         Ok(pid) => sys::wait(pid),
