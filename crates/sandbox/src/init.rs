@@ -21,7 +21,12 @@ use std::time::{Duration, Instant};
 
 /// The sandbox user's uid and gid inside the namespace ("user", like a container's).
 pub const INSIDE_UID: u32 = 1000;
-pub const HOME: &str = "/home/user";
+/// The sandbox user's home, where every command starts.
+pub const HOME: &str = match HOME_C.to_str() {
+    Ok(home) => home,
+    Err(_) => panic!("the home is ASCII"),
+};
+const HOME_C: &std::ffi::CStr = c"/home/user";
 /// The root's own top-level directories, and the system links (or binds) of a merged
 /// or split /usr: a scenario's link may take none of these names (nor `run`, where the
 /// supervisor binds its service).
@@ -651,7 +656,7 @@ fn spawn(image: &CallImage, out: libc::c_int) -> Result<libc::pid_t, libc::c_int
                 &mut actions,
                 3,
             ))?;
-            let home = c"/home/user".as_ptr();
+            let home = HOME_C.as_ptr();
             check(libc::posix_spawn_file_actions_addchdir_np(
                 &mut actions,
                 home,

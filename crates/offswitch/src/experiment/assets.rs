@@ -14,7 +14,6 @@ const HELPER_FILE: &str = "offswitch-helper";
 
 pub struct Assets {
     pub helper: HelperCommand,
-    pub question_client: &'static [u8],
     /// sha256 of the question client, by which the question service recognises it.
     pub question_client_sha256: String,
 }
@@ -58,7 +57,6 @@ impl Assets {
         Ok(Assets {
             helper: HelperCommand::Path(helper),
             question_client_sha256: sandbox::sha256_hex(QUESTION_CLIENT),
-            question_client: QUESTION_CLIENT,
         })
     }
 
@@ -66,7 +64,7 @@ impl Assets {
     pub fn executable(&self, file: &ScenarioFile) -> Option<(u64, String)> {
         match (&file.contents, file.binary.as_deref()) {
             (None, Some("question-client")) => Some((
-                self.question_client.len() as u64,
+                QUESTION_CLIENT.len() as u64,
                 self.question_client_sha256.clone(),
             )),
             _ => None,
@@ -77,7 +75,7 @@ impl Assets {
     pub fn contents<'a>(&'a self, file: &'a ScenarioFile) -> &'a [u8] {
         match (&file.contents, file.binary.as_deref()) {
             (Some(text), _) => text.as_bytes(),
-            (None, Some("question-client")) => self.question_client,
+            (None, Some("question-client")) => QUESTION_CLIENT,
             // Validation rejects every other combination.
             _ => &[],
         }
