@@ -42,7 +42,8 @@ pub fn remove_stale(mode: Mode) {
 }
 
 /// Everything of offswitch's sandboxes still present on this machine: directories,
-/// mounts, cgroups, and processes running as a sandbox uid. Empty when clean.
+/// mounts, cgroups, processes running as a sandbox uid, and sandbox helper processes
+/// (zygotes, helpers) that this process did not start. Empty when clean.
 pub fn leftovers() -> Vec<String> {
     let mut found = Vec::new();
     let mode = mode::detect().unwrap_or(Mode::Rootless);
@@ -71,26 +72,56 @@ pub fn leftovers() -> Vec<String> {
     }
     use std::os::unix::fs::MetadataExt;
     let sandbox_uids = uid_pool::FIRST_UID..uid_pool::FIRST_UID + uid_pool::SLOTS;
+    let ours = std::process::id();
     for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.bytes().all(|b| b.is_ascii_digit())
-            && let Ok(meta) = entry.metadata()
-        {
-            let zombie = fs::read_to_string(entry.path().join("stat")).is_ok_and(|s| {
-                s.rsplit_once(')')
-                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-            });
-            // A zombie holds no resources: it is an exited process that the host's
-            // init has not collected (left when a supervisor was killed outright).
-            if sandbox_uids.contains(&meta.uid()) && !zombie {
-                let comm = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-                found.push(format!(
-                    "process {name} ({}) as sandbox uid {}",
-                    comm.trim(),
-                    meta.uid()
-                ));
-            }
+        let Ok(pid) = name.parse::<u32>() else {
+            continue;
+        };
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        // A zombie holds no resources: it is an exited process that the host's init
+        // has not collected (left when a supervisor was killed outright).
+        if stat_of(pid).is_none_or(|(state, _)| state == 'Z') {
+            continue;
+        }
+        let comm = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if sandbox_uids.contains(&meta.uid()) {
+            found.push(format!(
+                "process {name} ({}) as sandbox uid {}",
+                comm.trim(),
+                meta.uid()
+            ));
+        } else if runs_helper(pid) && !descends_from(pid, ours) {
+            // A zygote, helper or (rootless) PID 1 that no supervisor here started.
+            found.push(format!("sandbox helper process {name} ({})", comm.trim()));
         }
     }
     found
+}
+
+/// A process's state and parent, from `/proc/PID/stat`.
+fn stat_of(pid: u32) -> Option<(char, u32)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    Some((state, fields.next()?.parse().ok()?))
+}
+
+/// Whether `pid` runs the sandbox helper's code (`... __sandbox BUILD`).
+fn runs_helper(pid: u32) -> bool {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.split(|b| *b == 0).nth(1) == Some(crate::helper::HELPER_ARG.as_bytes()))
+}
+
+fn descends_from(mut pid: u32, ancestor: u32) -> bool {
+    while pid > 1 {
+        match stat_of(pid) {
+            Some((_, parent)) if parent == ancestor => return true,
+            Some((_, parent)) => pid = parent,
+            None => return false,
+        }
+    }
+    false
 }

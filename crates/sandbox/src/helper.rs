@@ -1,6 +1,7 @@
-//! The re-executed helper: the only code that turns a supervisor's request into
-//! namespaces. It runs single-threaded in a fresh process with an empty environment,
-//! so nothing of the supervisor (threads, env, open files) leaks into the sandbox.
+//! The helper: the only code that turns a supervisor's request into namespaces. Each
+//! sandbox's helper is forked by the zygote ([`crate::zygote`]), a single-threaded
+//! process started with an empty environment, so nothing of the supervisor (threads,
+//! env, open files) leaks into the sandbox.
 //!
 //! Order matters here: join the cgroups while still root; drop to the sandbox's own host
 //! uid; make the process dumpable again (dropping privileges cleared it, and a
@@ -50,26 +51,20 @@ pub fn run_helper_if_requested() {
     }
 }
 
-/// The helper's entry point. Reads its configuration from stdin, builds the sandbox,
-/// then waits for PID 1 and exits with its status.
+/// The helper's entry point (`helper __sandbox BUILD`): the zygote that forks each
+/// sandbox's helper (see [`crate::zygote`]). Never returns.
 pub fn helper_main() -> ! {
+    let asked = std::env::args().nth(2).unwrap_or_default();
+    crate::zygote::zygote_main(&asked)
+}
+
+/// One sandbox's helper, forked by the zygote with its pipes on stdin and stdout: reads
+/// its configuration, builds the sandbox, then waits for PID 1 and exits with its status.
+pub(crate) fn build_sandbox() -> ! {
     // SAFETY: fd 0 is this process's stdin, open for its whole life; ManuallyDrop keeps the File from closing it.
     let mut stdin = ManuallyDrop::new(unsafe { File::from_raw_fd(0) });
     // SAFETY: fd 1 is this process's stdout, open for its whole life; ManuallyDrop keeps the File from closing it.
     let mut stdout = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
-    let asked = std::env::args().nth(2).unwrap_or_default();
-    if asked != BUILD {
-        let exe = std::env::current_exe().map(|p| p.display().to_string());
-        fail(
-            &mut stdout,
-            "helper build",
-            &format!(
-                "the sandbox helper {} is build {BUILD}, the supervisor is build {asked}: \
-                 rebuild both (cargo build --release -p offswitch builds every binary)",
-                exe.unwrap_or_default()
-            ),
-        );
-    }
     let config: HelperConfig = match wire::read_frame(&mut *stdin) {
         Ok((config, _)) => config,
         Err(e) => fail(&mut stdout, "config", &e.to_string()),
@@ -77,7 +72,7 @@ pub fn helper_main() -> ! {
     if let Err((stage, message)) = prepare(&config) {
         fail(&mut stdout, stage, &message);
     }
-    // SAFETY: the helper is single-threaded (re-executed for this purpose), so the child may run any code after fork.
+    // SAFETY: the helper is single-threaded (forked from the single-threaded zygote), so the child may run any code after fork.
     match unsafe { fork() } {
         Err(e) => fail(&mut stdout, "fork pid 1", &e.to_string()),
         Ok(ForkResult::Child) => init::pid1_main(&config),
@@ -178,7 +173,7 @@ pub(crate) fn set_dumpable(on: bool) -> Result<(), String> {
 
 /// Receives `signal` when the parent thread exits; fails if the parent is already gone
 /// (the signal would then never come).
-fn arm_parent_death_signal(
+pub(crate) fn arm_parent_death_signal(
     expected_parent: nix::unistd::Pid,
     signal: libc::c_int,
 ) -> Result<(), String> {

@@ -14,7 +14,7 @@ use std::ffi::CString;
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read};
 use std::mem::ManuallyDrop;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -433,7 +433,7 @@ fn serve(stdout: &mut File, extra_env: &[(String, String)]) -> ! {
     let mut stdin = ManuallyDrop::new(unsafe { File::from_raw_fd(0) });
     loop {
         // Wake up now and then to reap orphans that the model's background jobs leave.
-        if !wait_readable(0, Duration::from_millis(500)) {
+        if !wire::wait_readable(stdin.as_fd(), Duration::from_millis(500)) {
             reap_orphans();
             continue;
         }
@@ -450,17 +450,6 @@ fn serve(stdout: &mut File, extra_env: &[(String, String)]) -> ! {
         }
         reap_orphans();
     }
-}
-
-fn wait_readable(fd: libc::c_int, timeout: Duration) -> bool {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: `pfd` is one valid pollfd on our stack and the count is 1.
-    let rc = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as libc::c_int) };
-    rc > 0
 }
 
 fn reap_orphans() {

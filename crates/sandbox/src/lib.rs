@@ -23,6 +23,7 @@ mod snapshot;
 mod spec;
 mod uid_pool;
 mod wire;
+mod zygote;
 
 pub use cleanup::leftovers;
 pub use helper::{HELPER_ARG, helper_main, run_helper_if_requested};
@@ -34,6 +35,7 @@ pub use sandbox::{Death, DeathWatch, EXIT_ON_SIGTERM, ExecOutput, Sandbox, Sandb
 pub use snapshot::{Aspect, Change, Entry, EntryKind, Snapshot};
 pub use spec::{BindSpec, ExecOptions, HelperCommand, LaidFile, Limits, SandboxSpec};
 pub use uid_pool::{FIRST_UID as FIRST_SANDBOX_UID, SLOTS as SANDBOX_UID_SLOTS};
+pub use zygote::end_zygotes;
 
 /// Raises this process's limit on open descriptors to at least `wanted` where it may:
 /// the soft limit to the hard one, and both past it when the process may raise the hard

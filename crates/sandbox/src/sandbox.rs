@@ -5,18 +5,17 @@ use crate::cgroup::{Cgroup, CgroupLayout, CgroupLimits};
 use crate::hostfs::{self, ReadError};
 use crate::mode::{self, Mode, NoIsolation};
 use crate::snapshot::{Entry, Snapshot};
-use crate::spec::{ExecOptions, HelperCommand, SandboxSpec};
+use crate::spec::{ExecOptions, SandboxSpec};
 use crate::uid_pool::{self, UidLease};
 use crate::wire::{self, ExecReplyHeader, ExecRequest, Hello, HelperConfig, HomeMount, Rlimits};
 use std::fs;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Once, mpsc};
+use std::sync::{Arc, Condvar, Mutex, Once};
 use std::time::{Duration, Instant, SystemTime};
 
 /// How long PID 1 may take to report ready before we give up on it.
@@ -107,7 +106,7 @@ struct DeathBoard {
 }
 
 impl DeathWatch {
-    fn record(&self, exit_code: Option<i32>) {
+    pub(crate) fn record(&self, exit_code: Option<i32>) {
         let board = &*self.0;
         let mut slot = board.death.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
@@ -146,8 +145,8 @@ impl DeathWatch {
 }
 
 struct Channel {
-    to_init: ChildStdin,
-    from_init: ChildStdout,
+    to_init: fs::File,
+    from_init: fs::File,
 }
 
 /// Host-side resources of one sandbox, released in order on drop, also when creation
@@ -329,14 +328,18 @@ impl Sandbox {
             links: spec.links.clone(),
         };
         let death = DeathWatch::default();
-        let (channel, helper_pidfd, helper_pid) = spawn_helper(&spec.helper, &id, death.clone())?;
+        let helper = crate::zygote::spawn_helper(&spec.helper, death.clone())?;
+        let channel = Channel {
+            to_init: helper.to_init,
+            from_init: helper.from_init,
+        };
         let mut sandbox = Sandbox {
             id,
             mode,
             host_uid,
             channel: Mutex::new(Some(channel)),
             death,
-            helper_pidfd,
+            helper_pidfd: helper.pidfd,
             protections,
             home: None,
             laid: Snapshot::default(),
@@ -347,7 +350,7 @@ impl Sandbox {
         sandbox.protections = inner;
         let home = match &host_home {
             Some(path) => hostfs::open_dir(path).map_err(prep("open the home"))?,
-            None => sandbox.open_namespace_home(helper_pid)?,
+            None => sandbox.open_namespace_home(helper.pid)?,
         };
         sandbox.laid = lay_files(&home, spec, lease_ids(mode, host_uid, host_gid))?;
         sandbox.home = Some(home);
@@ -401,7 +404,7 @@ impl Sandbox {
             message: format!("the helper exited early: {e}"),
         };
         if let Err(e) = wire::write_frame(&mut channel.to_init, config, &[]) {
-            // A helper that refused to start (another build) said why before exiting.
+            // A helper that failed before reading its configuration said why first.
             return match wire::read_frame::<_, Hello>(&mut channel.from_init) {
                 Ok((Hello::Failed { stage, message }, _)) => {
                     Err(SandboxError::Start { stage, message })
@@ -409,7 +412,7 @@ impl Sandbox {
                 _ => Err(early_exit(e)),
             };
         }
-        if !wait_readable(&channel.from_init, START_TIMEOUT) {
+        if !wire::wait_readable(channel.from_init.as_fd(), START_TIMEOUT) {
             return Err(SandboxError::Start {
                 stage: "start".into(),
                 message: "PID 1 did not report ready in time".into(),
@@ -437,7 +440,7 @@ impl Sandbox {
             *guard = None;
             return Err(SandboxError::MachineDown);
         }
-        if !wait_readable(&channel.from_init, options.timeout + REPLY_SLACK) {
+        if !wire::wait_readable(channel.from_init.as_fd(), options.timeout + REPLY_SLACK) {
             *guard = None;
             drop(guard);
             self.kill();
@@ -516,17 +519,7 @@ impl Sandbox {
     /// Sends `signal` to the helper; false if it is gone. A pidfd cannot hit a recycled
     /// pid once the helper has been reaped.
     fn signal_helper(&self, signal: libc::c_int) -> bool {
-        // SAFETY: pidfd_send_signal on a pidfd we own, with a null siginfo and no flags; no other memory is passed.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.helper_pidfd.as_raw_fd(),
-                signal,
-                std::ptr::null::<u8>(),
-                0u32,
-            )
-        };
-        rc == 0
+        pidfd_signal(self.helper_pidfd.as_fd(), signal)
     }
 
     pub fn id(&self) -> &str {
@@ -689,91 +682,19 @@ fn traversable_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Starts the helper from a thread that lives exactly as long as the helper: the
-/// helper's parent-death signal fires when the *thread* that spawned it exits.
-fn spawn_helper(
-    helper: &HelperCommand,
-    id: &str,
-    death: DeathWatch,
-) -> Result<(Channel, OwnedFd, u32), SandboxError> {
-    let mut command = match helper {
-        HelperCommand::CurrentExe => Command::new("/proc/self/exe"),
-        HelperCommand::Path(path) => Command::new(path),
+/// Sends `signal` to the process of `pidfd`; false if it is gone.
+pub(crate) fn pidfd_signal(pidfd: BorrowedFd, signal: libc::c_int) -> bool {
+    // SAFETY: pidfd_send_signal on a descriptor borrowed for the call, with a null siginfo and no flags; no other memory is passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            signal,
+            std::ptr::null::<u8>(),
+            0u32,
+        )
     };
-    command
-        .arg(crate::helper::HELPER_ARG)
-        .arg(crate::helper::BUILD)
-        .env_clear()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let (tx, rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name(format!("sandbox-{id}"))
-        .spawn(move || {
-            let mut child = match command.spawn() {
-                Ok(child) => child,
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return;
-                }
-            };
-            // SAFETY: pidfd_open takes a pid and flags; no memory is passed.
-            let pidfd =
-                unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::pid_t, 0) } as i32;
-            let pipes = (child.stdin.take(), child.stdout.take());
-            let sent = match (pipes, pidfd) {
-                // SAFETY: fd was just returned by pidfd_open (checked >= 0) and is owned by no one else.
-                ((Some(to_init), Some(from_init)), fd) if fd >= 0 => tx
-                    .send(Ok((
-                        Channel { to_init, from_init },
-                        unsafe { OwnedFd::from_raw_fd(fd) },
-                        child.id(),
-                    )))
-                    .is_ok(),
-                _ => {
-                    let _ = tx.send(Err(io::Error::other(
-                        "cannot set up the helper's pipes or pidfd",
-                    )));
-                    false
-                }
-            };
-            if !sent {
-                let _ = child.kill();
-            }
-            let status = child.wait().ok();
-            death.record(status.and_then(|s| {
-                use std::os::unix::process::ExitStatusExt;
-                s.code().or(s.signal().map(|sig| 128 + sig))
-            }));
-        })
-        .map_err(prep("spawn the helper thread"))?;
-    rx.recv()
-        .map_err(|_| SandboxError::Prepare {
-            stage: "spawn the helper",
-            source: io::Error::other("helper thread died"),
-        })?
-        .map_err(prep("spawn the helper"))
-}
-
-fn wait_readable(pipe: &ChildStdout, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let mut pfd = libc::pollfd {
-            fd: pipe.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: `pfd` is one valid pollfd on our stack and the count is 1.
-        let rc = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
-        if rc > 0 {
-            return true;
-        }
-        if rc == 0 || (rc < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted) {
-            return false;
-        }
-    }
+    rc == 0
 }
 
 fn count_processes_of(uid: u32) -> u64 {

@@ -65,7 +65,7 @@ impl Default for Limits {
 }
 
 /// Where the helper binary comes from.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum HelperCommand {
     /// `/proc/self/exe __sandbox`: the running binary must call
     /// [`crate::run_helper_if_requested`] first thing in `main`.

@@ -124,6 +124,22 @@ fn read_len<R: Read>(r: &mut R, max: usize) -> io::Result<usize> {
     Ok(len)
 }
 
+/// Waits until `fd` is readable (or at its end) for at most `timeout`; false on timeout
+/// or error. A pidfd turns readable when its process exits.
+pub fn wait_readable(fd: std::os::fd::BorrowedFd, timeout: std::time::Duration) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let left = PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX);
+        match poll(&mut [PollFd::new(fd, PollFlags::POLLIN)], left) {
+            Ok(n) => return n > 0,
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
