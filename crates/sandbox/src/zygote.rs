@@ -254,25 +254,8 @@ impl Zygote {
             return Err(Asked::Broken(io::Error::other("no answer in time")));
         }
         let mut answer = [0u8; 4];
-        let mut space = nix::cmsg_space!([RawFd; 1]);
-        let mut iov = [IoSliceMut::new(&mut answer)];
-        let message = recvmsg::<()>(
-            socket.as_raw_fd(),
-            &mut iov,
-            Some(&mut space),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .map_err(broken)?;
-        let mut pidfd = None;
-        for cmsg in message.cmsgs().map_err(broken)? {
-            if let ControlMessageOwned::ScmRights(fds) = cmsg {
-                for fd in fds {
-                    // SAFETY: the kernel just installed `fd` in our table for this message; nothing else owns it.
-                    pidfd.get_or_insert(unsafe { OwnedFd::from_raw_fd(fd) });
-                }
-            }
-        }
-        let got = message.bytes;
+        let (got, fds) = receive(socket.as_fd(), &mut answer).map_err(broken)?;
+        let pidfd = fds.into_iter().next();
         let pid = i32::from_le_bytes(answer);
         match (got, pid, pidfd) {
             (4, pid, Some(pidfd)) if pid > 0 => Ok((pid as u32, pidfd)),
@@ -331,6 +314,30 @@ fn hello(events: &mut File) -> Result<(), SandboxError> {
             message: format!("the sandbox helper exited early: {e}"),
         }),
     }
+}
+
+/// One message from `socket` into `buf`: its length and the descriptors it carried.
+fn receive(socket: BorrowedFd, buf: &mut [u8]) -> nix::Result<(usize, Vec<OwnedFd>)> {
+    let mut space = nix::cmsg_space!([RawFd; 2]);
+    let mut iov = [IoSliceMut::new(buf)];
+    let message = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut fds = Vec::new();
+    for cmsg in message.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(received) = cmsg {
+            // SAFETY: the kernel just installed these descriptors in our table for this message; nothing else owns them.
+            fds.extend(
+                received
+                    .into_iter()
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            );
+        }
+    }
+    Ok((message.bytes, fds))
 }
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -454,27 +461,7 @@ fn report_ends(serials: &mut HashMap<Pid, u64>, events: &mut File) {
 /// or sent anything else.
 fn receive_request(requests: BorrowedFd) -> Option<(u64, OwnedFd, OwnedFd)> {
     let mut serial = [0u8; 8];
-    let mut space = nix::cmsg_space!([RawFd; 2]);
-    let mut iov = [IoSliceMut::new(&mut serial)];
-    let message = recvmsg::<()>(
-        requests.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC,
-    )
-    .ok()?;
-    let mut fds = Vec::new();
-    for cmsg in message.cmsgs().ok()? {
-        if let ControlMessageOwned::ScmRights(received) = cmsg {
-            // SAFETY: the kernel just installed these descriptors in our table for this message; nothing else owns them.
-            fds.extend(
-                received
-                    .into_iter()
-                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
-            );
-        }
-    }
-    let got = message.bytes;
+    let (got, fds) = receive(requests, &mut serial).ok()?;
     let [stdin, stdout]: [OwnedFd; 2] = fds.try_into().ok()?;
     (got == 8).then(|| (u64::from_le_bytes(serial), stdin, stdout))
 }
