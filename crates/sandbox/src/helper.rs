@@ -106,7 +106,7 @@ pub(crate) fn build_sandbox() -> ! {
     }
 }
 
-fn fail(out: &mut File, stage: &str, message: &str) -> ! {
+pub(crate) fn fail(out: &mut File, stage: &str, message: &str) -> ! {
     let hello = Hello::Failed {
         stage: stage.to_string(),
         message: message.to_string(),

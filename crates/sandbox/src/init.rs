@@ -498,8 +498,8 @@ fn run_call(request: &ExecRequest, extra_env: &[(String, String)]) -> (ExecReply
         }
     };
     drop(write_end);
-    // SAFETY: pidfd_open takes a pid and flags; no memory is passed.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as libc::c_int;
+    let pidfd_owned = crate::pidfd::open(pid as u32).ok();
+    let pidfd = pidfd_owned.as_ref().map_or(-1, |fd| fd.as_raw_fd());
     let deadline = started + Duration::from_millis(request.timeout_ms);
     let mut collector = OutputCollector::new(request.output_cap as usize);
     let mut status: Option<libc::c_int> = None;
@@ -570,10 +570,7 @@ fn run_call(request: &ExecRequest, extra_env: &[(String, String)]) -> (ExecReply
             grace_until = Some(Instant::now() + OUTPUT_GRACE);
         }
     }
-    if pidfd >= 0 {
-        // SAFETY: pidfd came from pidfd_open above and is closed once, here.
-        unsafe { libc::close(pidfd) };
-    }
+    drop(pidfd_owned);
     let status = status.unwrap_or(0);
     let (exit_code, signal) = if libc::WIFEXITED(status) {
         (Some(libc::WEXITSTATUS(status)), None)

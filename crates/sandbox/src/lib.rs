@@ -17,6 +17,7 @@ mod helper;
 mod hostfs;
 mod init;
 mod mode;
+mod pidfd;
 mod probe;
 mod sandbox;
 mod snapshot;

@@ -10,7 +10,7 @@ use crate::uid_pool::{self, UidLease};
 use crate::wire::{self, ExecReplyHeader, ExecRequest, Hello, HelperConfig, HomeMount, Rlimits};
 use std::fs;
 use std::io::{self, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -519,7 +519,7 @@ impl Sandbox {
     /// Sends `signal` to the helper; false if it is gone. A pidfd cannot hit a recycled
     /// pid once the helper has been reaped.
     fn signal_helper(&self, signal: libc::c_int) -> bool {
-        pidfd_signal(self.helper_pidfd.as_fd(), signal)
+        crate::pidfd::signal(self.helper_pidfd.as_fd(), signal)
     }
 
     pub fn id(&self) -> &str {
@@ -680,21 +680,6 @@ fn traversable_dir(dir: &Path) -> io::Result<()> {
         fs::set_permissions(dir, fs::Permissions::from_mode(0o711))?;
     }
     Ok(())
-}
-
-/// Sends `signal` to the process of `pidfd`; false if it is gone.
-pub(crate) fn pidfd_signal(pidfd: BorrowedFd, signal: libc::c_int) -> bool {
-    // SAFETY: pidfd_send_signal on a descriptor borrowed for the call, with a null siginfo and no flags; no other memory is passed.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal,
-            std::ptr::null::<u8>(),
-            0u32,
-        )
-    };
-    rc == 0
 }
 
 fn count_processes_of(uid: u32) -> u64 {

@@ -202,7 +202,7 @@ impl Zygote {
                     Err(e) => return drop(tx.send(Err(start_err(e)))),
                 };
                 drop(command); // our copies of the zygote's ends
-                let started = pidfd_open(child.id())
+                let started = crate::pidfd::open(child.id())
                     .map_err(start_err)
                     .and_then(|pidfd| hello(&mut events).map(|()| pidfd));
                 let zygote = match started {
@@ -271,7 +271,7 @@ impl Zygote {
     /// a new one.
     fn stop(&self) {
         self.alive.store(false, Ordering::SeqCst);
-        let _ = crate::sandbox::pidfd_signal(self.pidfd.as_fd(), libc::SIGKILL);
+        let _ = crate::pidfd::signal(self.pidfd.as_fd(), libc::SIGKILL);
     }
 
     /// Records each helper's end as the zygote reports it, until the zygote is gone;
@@ -344,35 +344,17 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
 }
 
-pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags; no memory is passed.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pidfd_open returned a new descriptor (checked >= 0) that no one else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
-
 /// The zygote process: `helper __sandbox BUILD`, with `requests` on stdin and `events`
 /// on stdout. Single-threaded, so each fork may run any code.
 pub(crate) fn zygote_main(asked: &str) -> ! {
     // SAFETY: fd 1 is this process's stdout (the events socket), open for its whole life; ManuallyDrop keeps the File from closing it.
     let mut events = ManuallyDrop::new(unsafe { File::from_raw_fd(1) });
-    let refuse = |events: &mut File, stage: &str, message: String| -> ! {
-        let hello = Hello::Failed {
-            stage: stage.into(),
-            message,
-        };
-        let _ = wire::write_frame(events, &hello, &[]);
-        std::process::exit(1)
-    };
     if asked != crate::helper::BUILD {
         let exe = std::env::current_exe().map(|p| p.display().to_string());
-        refuse(
+        crate::helper::fail(
             &mut events,
             "helper build",
-            format!(
+            &format!(
                 "the sandbox helper {} is build {}, the supervisor is build {asked}: \
                  rebuild both (cargo build --release -p offswitch builds every binary)",
                 exe.unwrap_or_default(),
@@ -381,7 +363,7 @@ pub(crate) fn zygote_main(asked: &str) -> ! {
         );
     }
     if let Err(e) = crate::helper::arm_parent_death_signal(nix::unistd::getppid(), libc::SIGKILL) {
-        refuse(&mut events, "parent death signal", e);
+        crate::helper::fail(&mut events, "parent death signal", &e);
     }
     let mut sigchld = SigSet::empty();
     sigchld.add(Signal::SIGCHLD);
@@ -390,7 +372,7 @@ pub(crate) fn zygote_main(asked: &str) -> ! {
     });
     let children = match children {
         Ok(fd) => fd,
-        Err(e) => refuse(&mut events, "zygote", format!("signalfd: {e}")),
+        Err(e) => crate::helper::fail(&mut events, "zygote", &format!("signalfd: {e}")),
     };
     let ready = Hello::Ready {
         protections: Vec::new(),
@@ -473,7 +455,7 @@ fn fork_helper(requests: BorrowedFd, stdin: OwnedFd, stdout: OwnedFd) -> Option<
     // SAFETY: the zygote is single-threaded, so the child may run any code after fork.
     let (pid, answer) = match unsafe { fork() } {
         Ok(ForkResult::Child) => helper_child(stdin, stdout),
-        Ok(ForkResult::Parent { child }) => match pidfd_open(child.as_raw() as u32) {
+        Ok(ForkResult::Parent { child }) => match crate::pidfd::open(child.as_raw() as u32) {
             Ok(pidfd) => (Some(child), Ok(pidfd)),
             Err(e) => (Some(child), Err(e.raw_os_error().unwrap_or(libc::EIO))),
         },
