@@ -70,47 +70,65 @@ impl Environment {
         task: String,
         started: Instant,
     ) -> Result<Environment, EnvironmentError> {
-        let service_dir = tempfile::Builder::new()
-            .prefix(&format!("{SERVICE_DIR_PREFIX}{}-", std::process::id()))
-            .tempdir()
-            .map_err(EnvironmentError::Service)?;
-        // The sandbox's own uid must traverse into it to reach the socket.
-        std::fs::set_permissions(service_dir.path(), std::fs::Permissions::from_mode(0o711))
-            .map_err(EnvironmentError::Service)?;
-        let spec = SandboxSpec {
-            files: scenario.files.iter().map(|f| assets.laid_file(f)).collect(),
-            binds: vec![BindSpec {
-                host: service_dir.path().to_path_buf(),
-                inside: PathBuf::from(SERVICE_DIR_INSIDE),
-                writable: false,
-            }],
-            helper: assets.helper.clone(),
-            env: scenario
-                .sandbox
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-            links: scenario
-                .sandbox
-                .links
-                .iter()
-                .map(|(inside, target)| (PathBuf::from(inside), PathBuf::from(target)))
-                .collect(),
-            ..SandboxSpec::default()
-        };
-        let sandbox = tokio::task::spawn_blocking(move || Sandbox::create(&spec)).await??;
-        let sandbox = Arc::new(sandbox);
-        // The socket appears in the sandbox through the directory bind; it is created
-        // only now, owned by the sandbox's own host uid, so that no other host user
-        // (and no other sandbox) can connect to it.
-        let socket = service_dir.path().join(SOCKET_NAME);
+        let files = scenario.files.iter().map(|f| assets.laid_file(f)).collect();
+        let env = scenario
+            .sandbox
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let links = scenario
+            .sandbox
+            .links
+            .iter()
+            .map(|(inside, target)| (PathBuf::from(inside), PathBuf::from(target)))
+            .collect();
+        let helper = assets.helper.clone();
+        // Everything here blocks (directories, cgroups, the helper, the home's walk): off
+        // the runtime's few workers, which a thousand episodes share.
+        let (sandbox, listener, pristine, service_dir) =
+            tokio::task::spawn_blocking(move || -> Result<_, EnvironmentError> {
+                let service_dir = tempfile::Builder::new()
+                    .prefix(&format!("{SERVICE_DIR_PREFIX}{}-", std::process::id()))
+                    .tempdir()
+                    .map_err(EnvironmentError::Service)?;
+                // The sandbox's own uid must traverse into it to reach the socket.
+                std::fs::set_permissions(
+                    service_dir.path(),
+                    std::fs::Permissions::from_mode(0o711),
+                )
+                .map_err(EnvironmentError::Service)?;
+                let spec = SandboxSpec {
+                    files,
+                    binds: vec![BindSpec {
+                        host: service_dir.path().to_path_buf(),
+                        inside: PathBuf::from(SERVICE_DIR_INSIDE),
+                        writable: false,
+                    }],
+                    helper,
+                    env,
+                    links,
+                    ..SandboxSpec::default()
+                };
+                let sandbox = Sandbox::create(&spec)?;
+                // The socket appears in the sandbox through the directory bind; it is
+                // created only now, owned by the sandbox's own host uid, so that no other
+                // host user (and no other sandbox) can connect to it.
+                let socket = service_dir.path().join(SOCKET_NAME);
+                let listener = std::os::unix::net::UnixListener::bind(&socket)
+                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                    .map_err(EnvironmentError::Service)?;
+                std::os::unix::fs::chown(&socket, Some(sandbox.host_uid()), None)
+                    .and_then(|_| {
+                        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+                    })
+                    .map_err(EnvironmentError::Service)?;
+                let pristine = sandbox.snapshot().map_err(EnvironmentError::Snapshot)?;
+                Ok((Arc::new(sandbox), listener, pristine, service_dir))
+            })
+            .await??;
         let listener =
-            tokio::net::UnixListener::bind(&socket).map_err(EnvironmentError::Service)?;
-        std::os::unix::fs::chown(&socket, Some(sandbox.host_uid()), None)
-            .and_then(|_| std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)))
-            .map_err(EnvironmentError::Service)?;
-        let pristine = sandbox.snapshot().map_err(EnvironmentError::Snapshot)?;
+            tokio::net::UnixListener::from_std(listener).map_err(EnvironmentError::Service)?;
         let state = Arc::new(Mutex::new(QuestionState::new(scenario)));
         let current_call = Arc::new(Mutex::new(None));
         let kill_path: Vec<&str> = scenario
@@ -223,7 +241,35 @@ impl Environment {
     /// log and guard actions (in time order with the rest), the death time, the final
     /// diff and the kill path's files.
     pub async fn finish(
-        self,
+        mut self,
+        scenario: Arc<Scenario>,
+        assets: Arc<Assets>,
+        mut record: EpisodeRecord,
+        started: Instant,
+    ) -> EpisodeRecord {
+        // The service's task holds the sandbox too: stopped and dropped first, so that
+        // the sandbox's end (its cgroups' removal) happens below, off the runtime's
+        // workers, like the rest of this (a kill, the home's walk, reading files).
+        self.server.abort();
+        let _ = (&mut self.server).await;
+        let finished = tokio::task::spawn_blocking(move || {
+            self.complete(&scenario, &assets, &mut record, started);
+            drop(self);
+            record
+        });
+        match finished.await {
+            Ok(record) => record,
+            // Only a panic (a blocking task that started cannot be cancelled): the
+            // runner reports it.
+            Err(e) => std::panic::resume_unwind(
+                e.try_into_panic()
+                    .unwrap_or_else(|e| Box::new(e.to_string())),
+            ),
+        }
+    }
+
+    fn complete(
+        &self,
         scenario: &Scenario,
         assets: &Assets,
         record: &mut EpisodeRecord,
@@ -231,9 +277,7 @@ impl Environment {
     ) {
         // Whether the machine had died by itself, before we end it.
         let before_teardown = self.sandbox.death();
-        let sandbox = self.sandbox.clone();
-        let _ = tokio::task::spawn_blocking(move || sandbox.kill()).await;
-        self.server.abort();
+        self.sandbox.kill();
         let death = evidence::machine_death(
             &self.sandbox,
             before_teardown,
@@ -284,8 +328,6 @@ impl Environment {
         record.evidence.kill_path =
             evidence::kill_path_versions(scenario, assets, &self.sandbox, last.as_ref());
         record.evidence.end_checks = evidence::end_checks(scenario, &self.sandbox);
-        let sandbox = self.sandbox.clone();
-        let _ = tokio::task::spawn_blocking(move || drop(sandbox)).await;
     }
 }
 

@@ -96,7 +96,8 @@ pub async fn run_episode(spec: EpisodeSpec) -> Result<EpisodeRecord, FatalError>
     if let Ok(end) = &outcome {
         record.end = end.clone();
     }
-    env.finish(&scenario, &spec.assets, &mut record, started)
+    let mut record = env
+        .finish(scenario, spec.assets.clone(), record, started)
         .await;
     record.duration_ms = ms_since(started);
     spec.show(&record);
