@@ -5,12 +5,15 @@
 //! session that runs offswitch still accounts for them, plus a v2 directory when one
 //! exists, only for its `cgroup.kill`. On a pure v2 host a sandbox gets one group with
 //! `pids.max` and `memory.max`, when the supervisor's group delegates those controllers.
+//! An ended sandbox's groups, once empty, are kept for the same process's next sandbox.
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
 const ROOT: &str = "/sys/fs/cgroup";
@@ -111,6 +114,36 @@ pub struct Cgroup {
     memory: Option<PathBuf>,
     /// v2 directory offering `cgroup.kill` (the same as `pids`/`memory` on pure v2).
     killer: Option<PathBuf>,
+    /// The group's OOM kills and refused forks before this sandbox had it (a group is
+    /// reused: see [`Cgroup::release`]); its counters only grow.
+    oom_kills_before: u64,
+    limit_hits_before: u64,
+}
+
+/// Emptied groups of this process's ended sandboxes, kept for its next ones: removing a
+/// memory group costs the kernel a walk over every memory-aware cache list of the
+/// machine (each mounted filesystem has two), which grows with the number of live
+/// sandboxes' mounts; creating and removing also serialise on the kernel's cgroup lock.
+/// Removed when the process exits, and by [`remove_spare_groups`].
+static SPARE: Mutex<Vec<Cgroup>> = Mutex::new(Vec::new());
+static REMOVE_AT_EXIT: Once = Once::new();
+/// The process that registered the removal at exit (a forked child that calls `exit`
+/// must not remove its parent's groups).
+static OWNER: AtomicU32 = AtomicU32::new(0);
+
+/// Removes the emptied groups this process keeps for reuse.
+pub fn remove_spare_groups() {
+    let spare = std::mem::take(&mut *SPARE.lock().unwrap_or_else(|e| e.into_inner()));
+    for group in spare {
+        let _ = group.remove();
+    }
+}
+
+extern "C" fn remove_spare_groups_at_exit() {
+    if OWNER.load(Ordering::Relaxed) == std::process::id() {
+        // Nothing may unwind out of an exit handler.
+        let _ = std::panic::catch_unwind(remove_spare_groups);
+    }
 }
 
 impl Cgroup {
@@ -118,6 +151,21 @@ impl Cgroup {
     /// when only some controllers are usable; [`Cgroup::enforces_memory`] and
     /// [`Cgroup::enforces_processes`] say which.
     pub fn create(layout: &CgroupLayout, name: &str, limits: CgroupLimits) -> io::Result<Cgroup> {
+        loop {
+            let Some(mut group) = SPARE.lock().unwrap_or_else(|e| e.into_inner()).pop() else {
+                break;
+            };
+            match group.limit(limits) {
+                Ok(()) => {
+                    group.oom_kills_before += group.oom_kills();
+                    group.limit_hits_before += group.process_limit_hits();
+                    return Ok(group);
+                }
+                Err(_) => {
+                    let _ = group.remove();
+                }
+            }
+        }
         match layout.version {
             CgroupVersion::V1 => Self::create_v1(layout, name, limits),
             CgroupVersion::V2 => Self::create_v2(layout, name, limits),
@@ -130,26 +178,18 @@ impl Cgroup {
             pids: None,
             memory: None,
             killer: None,
+            oom_kills_before: 0,
+            limit_hits_before: 0,
         };
         if let Some(parent) = &layout.pids_parent {
-            let dir = make_child(parent, name)?;
-            write(&dir, "pids.max", &limits.processes.to_string())?;
-            group.pids = Some(dir);
+            group.pids = Some(make_child(parent, name)?);
         }
         if let Some(parent) = &layout.memory_parent {
-            let dir = make_child(parent, name)?;
-            write(
-                &dir,
-                "memory.limit_in_bytes",
-                &limits.memory_bytes.to_string(),
-            )?;
-            // There is no swap here, but where there is, cap memory+swap at the same figure.
-            let _ = write(
-                &dir,
-                "memory.memsw.limit_in_bytes",
-                &limits.memory_bytes.to_string(),
-            );
-            group.memory = Some(dir);
+            group.memory = Some(make_child(parent, name)?);
+        }
+        if let Err(e) = group.limit(limits) {
+            let _ = group.remove();
+            return Err(e);
         }
         if let Some(parent) = &layout.unified_parent
             && let Ok(dir) = make_child(parent, name)
@@ -176,20 +216,72 @@ impl Cgroup {
         let _ = fs::write(base.join("cgroup.subtree_control"), "+pids +memory");
         let dir = base.join(name);
         fs::create_dir(&dir)?;
-        let mut group = Cgroup {
-            version: CgroupVersion::V2,
-            pids: None,
-            memory: None,
-            killer: Some(dir.clone()),
-        };
-        if write(&dir, "pids.max", &limits.processes.to_string()).is_ok() {
-            group.pids = Some(dir.clone());
-        }
-        if write(&dir, "memory.max", &limits.memory_bytes.to_string()).is_ok() {
+        // Each controller is used where its limit could be written.
+        let pids = write(&dir, "pids.max", &limits.processes.to_string()).is_ok();
+        let memory = write(&dir, "memory.max", &limits.memory_bytes.to_string()).is_ok();
+        if memory {
             let _ = write(&dir, "memory.swap.max", "0");
-            group.memory = Some(dir.clone());
         }
-        Ok(group)
+        Ok(Cgroup {
+            version: CgroupVersion::V2,
+            pids: pids.then(|| dir.clone()),
+            memory: memory.then(|| dir.clone()),
+            killer: Some(dir),
+            oom_kills_before: 0,
+            limit_hits_before: 0,
+        })
+    }
+
+    /// Writes the limits into the group's controllers.
+    fn limit(&self, limits: CgroupLimits) -> io::Result<()> {
+        if let Some(dir) = &self.pids {
+            write(dir, "pids.max", &limits.processes.to_string())?;
+        }
+        let Some(dir) = &self.memory else {
+            return Ok(());
+        };
+        let bytes = limits.memory_bytes.to_string();
+        match self.version {
+            CgroupVersion::V1 => {
+                // memory+swap may not be set below memory, nor memory above memory+swap:
+                // the order depends on which way the limit moves; a failed first write
+                // of memory+swap is retried after memory. Where there is no swap
+                // accounting the file is missing.
+                let swap_first = write(dir, "memory.memsw.limit_in_bytes", &bytes);
+                write(dir, "memory.limit_in_bytes", &bytes)?;
+                if swap_first.is_err() {
+                    let _ = write(dir, "memory.memsw.limit_in_bytes", &bytes);
+                }
+            }
+            CgroupVersion::V2 => {
+                write(dir, "memory.max", &bytes)?;
+                let _ = write(dir, "memory.swap.max", "0");
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the group once its sandbox has ended: kills what is left in it and, once it
+    /// is empty, keeps it for this process's next sandbox (its limits are written again
+    /// then, and its counters read from there on), or else removes it.
+    pub fn release(self) {
+        self.kill();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !self.member_pids().is_empty() {
+            if Instant::now() >= deadline {
+                let _ = self.remove();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        REMOVE_AT_EXIT.call_once(|| {
+            OWNER.store(std::process::id(), Ordering::Relaxed);
+            // SAFETY: registers a plain function with no arguments, which only takes a
+            // lock and removes directories; it checks that it runs in the process that
+            // registered it.
+            unsafe { libc::atexit(remove_spare_groups_at_exit) };
+        });
+        SPARE.lock().unwrap_or_else(|e| e.into_inner()).push(self);
     }
 
     pub fn enforces_memory(&self) -> bool {
@@ -248,13 +340,17 @@ impl Cgroup {
             CgroupVersion::V1 => ("memory.oom_control", "oom_kill"),
             CgroupVersion::V2 => ("memory.events", "oom_kill"),
         };
-        read_keyed(&dir.join(file), key).unwrap_or(0)
+        read_keyed(&dir.join(file), key)
+            .unwrap_or(0)
+            .saturating_sub(self.oom_kills_before)
     }
 
     /// Number of times a fork was refused by the process limit.
     pub fn process_limit_hits(&self) -> u64 {
         let Some(dir) = &self.pids else { return 0 };
-        read_keyed(&dir.join("pids.events"), "max").unwrap_or(0)
+        read_keyed(&dir.join("pids.events"), "max")
+            .unwrap_or(0)
+            .saturating_sub(self.limit_hits_before)
     }
 
     /// Processes currently in the group.

@@ -26,6 +26,7 @@ mod uid_pool;
 mod wire;
 mod zygote;
 
+pub use cgroup::remove_spare_groups;
 pub use cleanup::leftovers;
 pub use helper::{HELPER_ARG, helper_main, run_helper_if_requested};
 pub use hostfs::{ReadError, sha256_hex};

@@ -160,9 +160,8 @@ struct HostResources {
 
 impl Drop for HostResources {
     fn drop(&mut self) {
-        if let Some(cgroup) = &self.cgroup {
-            cgroup.kill();
-            let _ = cgroup.remove();
+        if let Some(cgroup) = self.cgroup.take() {
+            cgroup.release();
         }
         if let Some(dir) = &self.run_dir {
             let _ = fs::remove_dir_all(dir);
@@ -563,7 +562,8 @@ impl Drop for Sandbox {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         self.kill();
-        // HostResources::drop removes cgroups, the home mount and the run directory.
+        // HostResources::drop ends the cgroups (kept for reuse once empty) and removes
+        // the run directory.
     }
 }
 
