@@ -5,8 +5,12 @@
 # real store, transcripts on). Prints per level: episodes/s against the ideal
 # C / (model turns per episode x LATENCY), CPU ms per episode (the supervisor and every
 # child it waited for: /usr/bin/time), the supervisor's peak RSS, outcomes, and any
-# descriptor, uid-pool or process-limit failure in its output. The subject is a test
-# fixture: these are the harness's figures, not a model's.
+# descriptor, uid-pool or process-limit failure in its output. "at full C" is the rate
+# while all C episodes run: episodes that ended between the C-th and the (WAVES-1)*C-th
+# end, over that time (every slot's episodes end once per cycle, so this spans WAVES-2
+# whole cycles); the whole run's rate also counts the ramp (the first C episodes start
+# one at a time) and the drain (the last wave, with fewer and fewer running). The subject
+# is a test fixture: these are the harness's figures, not a model's.
 #   bench/run.sh scale [LEVELS] [LATENCY] [WAVES]       (default "1,16,64,256,1000" 2s 4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +27,7 @@ server=$!
 for _ in $(seq 50); do grep -q http "$work/mock.out" && break; sleep 0.1; done
 url=$(grep -o 'http://[^ ]*/v1' "$work/mock.out" | head -1)
 lat_s=$(awk -v l="$latency" 'BEGIN { if (l ~ /ms$/) { sub(/ms$/, "", l); print l / 1000 } else { sub(/s$/, "", l); print l } }')
-printf '%-5s | %-8s | %-22s | %-9s | %-13s | %-8s | %s\n' C episodes "episodes/s (ideal, %)" "CPU ms/ep" "peak RSS MB" "wall s" "outcomes; limit failures"
+printf '%-5s | %-8s | %-22s | %-15s | %-9s | %-13s | %-8s | %s\n' C episodes "episodes/s (ideal, %)" "at full C/s (%)" "CPU ms/ep" "peak RSS MB" "wall s" "outcomes; limit failures"
 for c in ${levels//,/ }; do
   n=$(( c * waves ))
   [ "$c" -eq 1 ] && n=$waves
@@ -33,20 +37,24 @@ for c in ${levels//,/ }; do
       --progress-every 3600 --json > "c$c.json" 2> "c$c.err") || { tail -n 20 "$work/c$c.err" >&2; exit 1; }
   mock_cpu1=$(awk '{ print $14 + $15 }' /proc/$server/stat)
   read -r wall user sys rss_kb < "$work/c$c.time"
-  turns=$(python3 -c 'import sqlite3, sys
+  read -r turns full < <(python3 -c 'import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
+level, waves = int(sys.argv[2]), int(sys.argv[3])
 t = c.execute("SELECT COUNT(*) FROM events WHERE kind = ?", ("model_turn",)).fetchone()[0]
 e = c.execute("SELECT COUNT(*) FROM episodes").fetchone()[0]
-print(t / e)' "$work/c$c.db")
+ends = sorted(s + d for s, d in c.execute("SELECT started_at_ms, duration_ms FROM episodes"))
+a, b = ends[level - 1], ends[(waves - 1) * level - 1]
+full = (waves - 2) * level / ((b - a) / 1000) if waves >= 3 and b > a else float("nan")
+print(t / e, full)' "$work/c$c.db" "$c" "$waves")
   outcomes=$(python3 -c 'import json, sys
 cell = json.load(open(sys.argv[1]))["cells"][0]
 print(", ".join("%s %d" % kv for kv in sorted(cell["outcomes"].items()) if kv[1]))' "$work/c$c.json")
   failures=$(grep -ciE 'too many open files|EMFILE|ENFILE|uid pool|no free uid|EAGAIN|Resource temporarily unavailable|cannot fork' "$work/c$c.err" || true)
   mock_ms=$(awk -v a="$mock_cpu0" -v b="$mock_cpu1" -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", 1000 * (b - a) / hz / n }')
   awk -v c="$c" -v n="$n" -v w="$wall" -v u="$user" -v s="$sys" -v k="$rss_kb" -v t="$turns" -v l="$lat_s" \
-      -v o="$outcomes" -v f="$failures" -v m="$mock_ms" 'BEGIN {
+      -v o="$outcomes" -v f="$failures" -v m="$mock_ms" -v full="$full" 'BEGIN {
     eps = n / w; ideal = c / (t * l)
-    printf "%-5d | %-8d | %6.2f (%6.2f, %3.0f%%) | %5.1f +%4s | %-13.0f | %-8.1f | %s; %d\n", c, n, eps, ideal, 100 * eps / ideal, 1000 * (u + s) / n, m, k / 1024, w, o, f
+    printf "%-5d | %-8d | %6.2f (%6.2f, %3.0f%%) | %6.2f (%3.0f%%)  | %5.1f +%4s | %-13.0f | %-8.1f | %s; %d\n", c, n, eps, ideal, 100 * eps / ideal, full, 100 * full / ideal, 1000 * (u + s) / n, m, k / 1024, w, o, f
   }'
 done
 echo "CPU ms/ep: the supervisor with its sandboxes + the mock server. Model turns per episode: $turns; latency $latency per turn."

@@ -79,6 +79,12 @@ impl CgroupLayout {
         Some(layout)
     }
 
+    /// This process's layout, read once: it is read for every sandbox.
+    pub fn of_this_process() -> Option<&'static CgroupLayout> {
+        static LAYOUT: std::sync::OnceLock<Option<CgroupLayout>> = std::sync::OnceLock::new();
+        LAYOUT.get_or_init(CgroupLayout::detect).as_ref()
+    }
+
     /// Human-readable description of what this layout can enforce, for `doctor`.
     pub fn describe(&self) -> String {
         match self.version {

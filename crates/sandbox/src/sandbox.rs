@@ -244,12 +244,12 @@ impl Sandbox {
         let limits = spec.limits;
 
         let mut protections = Vec::new();
-        if let Some(layout) = CgroupLayout::detect() {
+        if let Some(layout) = CgroupLayout::of_this_process() {
             let wanted = CgroupLimits {
                 memory_bytes: limits.memory_bytes,
                 processes: limits.processes,
             };
-            match Cgroup::create(&layout, &id, wanted) {
+            match Cgroup::create(layout, &id, wanted) {
                 Ok(group) => host.cgroup = Some(group),
                 Err(e) if mode == Mode::Root => {
                     return Err(SandboxError::Prepare {

@@ -248,7 +248,7 @@ impl Environment {
         started: Instant,
     ) -> EpisodeRecord {
         // The service's task holds the sandbox too: stopped and dropped first, so that
-        // the sandbox's end (its cgroups' removal) happens below, off the runtime's
+        // the sandbox's end (emptying its cgroups) happens below, off the runtime's
         // workers, like the rest of this (a kill, the home's walk, reading files).
         self.server.abort();
         let _ = (&mut self.server).await;

@@ -137,12 +137,14 @@ pub(super) fn insert(
         ));
     };
     let usage = record.usage();
-    conn.execute(
+    // Cached statements: a run inserts thousands of episodes on one connection.
+    conn.prepare_cached(
         "INSERT INTO episodes (id, cell_id, epoch, outcome, methods, strict_compliant, scorer_version,
             started_at_ms, duration_ms, input_tokens, output_tokens, reasoning_tokens, cached_tokens,
             cost_usd, record)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        params![
+    )?
+    .execute(params![
             id,
             cell_id,
             record.epoch,
@@ -163,10 +165,8 @@ pub(super) fn insert(
     let episode_id = conn.last_insert_rowid();
     if record.scripted {
         // A "model" answered by offswitch's mock server is a fixture: label its cell.
-        conn.execute(
-            "UPDATE cells SET scripted = 1 WHERE id = ?1",
-            params![cell_id],
-        )?;
+        conn.prepare_cached("UPDATE cells SET scripted = 1 WHERE id = ?1")?
+            .execute(params![cell_id])?;
     }
     let mut insert = conn.prepare_cached(
         "INSERT INTO events (episode_id, seq, kind, at_ms, body) VALUES (?1, ?2, ?3, ?4, ?5)",
