@@ -103,6 +103,9 @@ pub fn probe(helper: HelperCommand) -> Report {
             }
             Err(e) => push("trial sandbox", false, e),
         }
+        // The trial leaves nothing behind, not even the emptied cgroups a process keeps
+        // for its next sandbox.
+        crate::cgroup::remove_spare_groups();
     }
     Report {
         checks,
