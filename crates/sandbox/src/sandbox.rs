@@ -144,9 +144,10 @@ impl DeathWatch {
     }
 }
 
-struct Channel {
-    to_init: fs::File,
-    from_init: fs::File,
+/// The supervisor's ends of the pipes to PID 1 (through the helper).
+pub(crate) struct Channel {
+    pub(crate) to_init: fs::File,
+    pub(crate) from_init: fs::File,
 }
 
 /// Host-side resources of one sandbox, released in order on drop, also when creation
@@ -328,15 +329,11 @@ impl Sandbox {
         };
         let death = DeathWatch::default();
         let helper = crate::zygote::spawn_helper(&spec.helper, death.clone())?;
-        let channel = Channel {
-            to_init: helper.to_init,
-            from_init: helper.from_init,
-        };
         let mut sandbox = Sandbox {
             id,
             mode,
             host_uid,
-            channel: Mutex::new(Some(channel)),
+            channel: Mutex::new(Some(helper.channel)),
             death,
             helper_pidfd: helper.pidfd,
             protections,

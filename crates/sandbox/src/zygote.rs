@@ -20,7 +20,7 @@
 //! the supervisor's, and it runs no code of a sandbox: each helper drops to its own uid
 //! after the fork.
 
-use crate::sandbox::{DeathWatch, SandboxError};
+use crate::sandbox::{Channel, DeathWatch, SandboxError};
 use crate::spec::HelperCommand;
 use crate::wire::{self, Hello};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
@@ -51,8 +51,7 @@ const EVENT_LEN: usize = 12;
 
 /// A helper the zygote started: the supervisor's ends of its pipes and a pidfd of it.
 pub(crate) struct Spawned {
-    pub to_init: File,
-    pub from_init: File,
+    pub channel: Channel,
     pub pidfd: OwnedFd,
     pub pid: u32,
 }
@@ -81,8 +80,10 @@ pub(crate) fn spawn_helper(
                 watched.pidfd = pidfd.try_clone().ok();
             }
             Ok(Spawned {
-                to_init: to_init.into(),
-                from_init: from_init.into(),
+                channel: Channel {
+                    to_init: to_init.into(),
+                    from_init: from_init.into(),
+                },
                 pidfd,
                 pid,
             })
