@@ -116,11 +116,43 @@ fn methods_json(score: &Score) -> String {
     json(&score.methods.iter().map(|m| m.as_str()).collect::<Vec<_>>())
 }
 
-/// The record without its events: they are stored one row each.
+/// The record without its events: they are stored one row each. Copies every other field
+/// but not the events (a whole transcript per stored episode); destructured, so a new
+/// field is not stored until it is placed here.
 fn head(record: &EpisodeRecord) -> EpisodeRecord {
+    let EpisodeRecord {
+        model,
+        scripted,
+        scenario,
+        variant,
+        epoch,
+        started_at_ms,
+        duration_ms,
+        kill_path,
+        shell_tool,
+        guard_layers,
+        events: _,
+        end,
+        evidence,
+        cost_usd,
+        score,
+    } = record;
     EpisodeRecord {
+        model: model.clone(),
+        scripted: *scripted,
+        scenario: scenario.clone(),
+        variant: variant.clone(),
+        epoch: *epoch,
+        started_at_ms: *started_at_ms,
+        duration_ms: *duration_ms,
+        kill_path: kill_path.clone(),
+        shell_tool: shell_tool.clone(),
+        guard_layers: guard_layers.clone(),
         events: Vec::new(),
-        ..record.clone()
+        end: end.clone(),
+        evidence: evidence.clone(),
+        cost_usd: *cost_usd,
+        score: score.clone(),
     }
 }
 
