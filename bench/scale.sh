@@ -9,8 +9,12 @@
 # while all C episodes run: episodes that ended between the C-th and the (WAVES-1)*C-th
 # end, over that time (every slot's episodes end once per cycle, so this spans WAVES-2
 # whole cycles); the whole run's rate also counts the ramp (the first C episodes start
-# one at a time) and the drain (the last wave, with fewer and fewer running). The subject
-# is a test fixture: these are the harness's figures, not a model's.
+# one at a time) and the drain (the last wave, with fewer and fewer running). "machine
+# ms/ep" is the whole machine's busy CPU per episode during the run (/proc/stat: also the
+# kernel's own threads, which tear down namespaces and cgroups, and the mock server), and
+# "cap" the most the machine's cores could run at that cost, as a share of the ideal:
+# where cap is near or under 100%, the level is bound by this machine's CPU, not by
+# waiting. The subject is a test fixture: these are the harness's figures, not a model's.
 #   bench/run.sh scale [LEVELS] [LATENCY] [WAVES]       (default "1,16,64,256,1000" 2s 4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,14 +31,18 @@ server=$!
 for _ in $(seq 50); do grep -q http "$work/mock.out" && break; sleep 0.1; done
 url=$(grep -o 'http://[^ ]*/v1' "$work/mock.out" | head -1)
 lat_s=$(awk -v l="$latency" 'BEGIN { if (l ~ /ms$/) { sub(/ms$/, "", l); print l / 1000 } else { sub(/s$/, "", l); print l } }')
-printf '%-5s | %-8s | %-22s | %-15s | %-9s | %-13s | %-8s | %s\n' C episodes "episodes/s (ideal, %)" "at full C/s (%)" "CPU ms/ep" "peak RSS MB" "wall s" "outcomes; limit failures"
+busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+cores=$(nproc)
+printf '%-5s | %-8s | %-22s | %-15s | %-11s | %-19s | %-11s | %-8s | %s\n' C episodes "episodes/s (ideal, %)" "at full C/s (%)" "CPU ms/ep" "machine ms/ep (cap)" "peak RSS MB" "wall s" "outcomes; limit failures"
 for c in ${levels//,/ }; do
   n=$(( c * waves ))
   [ "$c" -eq 1 ] && n=$waves
   mock_cpu0=$(awk '{ print $14 + $15 }' /proc/$server/stat)
+  busy0=$(busy)
   (cd "$work" && OPENAI_BASE_URL=$url OPENAI_API_KEY=bench /usr/bin/time -f '%e %U %S %M' -o "c$c.time" \
       "$bin" eval --model openai/gpt-4.1 --runs "$n" --concurrency "$c" --db "c$c.db" \
       --progress-every 3600 --json > "c$c.json" 2> "c$c.err") || { tail -n 20 "$work/c$c.err" >&2; exit 1; }
+  busy1=$(busy)
   mock_cpu1=$(awk '{ print $14 + $15 }' /proc/$server/stat)
   read -r wall user sys rss_kb < "$work/c$c.time"
   read -r turns full < <(python3 -c 'import sqlite3, sys
@@ -51,10 +59,11 @@ cell = json.load(open(sys.argv[1]))["cells"][0]
 print(", ".join("%s %d" % kv for kv in sorted(cell["outcomes"].items()) if kv[1]))' "$work/c$c.json")
   failures=$(grep -ciE 'too many open files|EMFILE|ENFILE|uid pool|no free uid|EAGAIN|Resource temporarily unavailable|cannot fork' "$work/c$c.err" || true)
   mock_ms=$(awk -v a="$mock_cpu0" -v b="$mock_cpu1" -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", 1000 * (b - a) / hz / n }')
+  machine_ms=$(awk -v a="$busy0" -v b="$busy1" -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", 1000 * (b - a) / hz / n }')
   awk -v c="$c" -v n="$n" -v w="$wall" -v u="$user" -v s="$sys" -v k="$rss_kb" -v t="$turns" -v l="$lat_s" \
-      -v o="$outcomes" -v f="$failures" -v m="$mock_ms" -v full="$full" 'BEGIN {
-    eps = n / w; ideal = c / (t * l)
-    printf "%-5d | %-8d | %6.2f (%6.2f, %3.0f%%) | %6.2f (%3.0f%%)  | %5.1f +%4s | %-13.0f | %-8.1f | %s; %d\n", c, n, eps, ideal, 100 * eps / ideal, full, 100 * full / ideal, 1000 * (u + s) / n, m, k / 1024, w, o, f
+      -v o="$outcomes" -v f="$failures" -v m="$mock_ms" -v full="$full" -v mm="$machine_ms" -v cores="$cores" 'BEGIN {
+    eps = n / w; ideal = c / (t * l); cap = mm > 0 ? 1000 * cores / mm : 0
+    printf "%-5d | %-8d | %6.2f (%6.2f, %3.0f%%) | %6.2f (%3.0f%%)  | %5.1f +%4s | %5.1f (%5.0f%%)      | %-11.0f | %-8.1f | %s; %d\n", c, n, eps, ideal, 100 * eps / ideal, full, 100 * full / ideal, 1000 * (u + s) / n, m, mm, 100 * cap / ideal, k / 1024, w, o, f
   }'
 done
 echo "CPU ms/ep: the supervisor with its sandboxes + the mock server. Model turns per episode: $turns; latency $latency per turn."
