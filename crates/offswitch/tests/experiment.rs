@@ -702,6 +702,51 @@ fn a_200_episode_run_stores_200_complete_transcripts() {
     }
 }
 
+/// Sees how many holders the run's shared assets have as each episode reaches the sinks:
+/// every episode's state holds one, so this bounds the episodes the runner holds.
+struct AssetHolders {
+    assets: Arc<offswitch::experiment::assets::Assets>,
+    most: std::sync::Mutex<usize>,
+}
+
+impl offswitch::experiment::runner::Sink for AssetHolders {
+    fn finished(
+        &self,
+        _cell: i64,
+        _record: &mut offswitch::record::EpisodeRecord,
+    ) -> Result<(), offswitch::experiment::runner::SinkError> {
+        let mut most = self.most.lock().unwrap();
+        *most = (*most).max(Arc::strong_count(&self.assets));
+        Ok(())
+    }
+
+    fn cancelled(&self, _: i64, _: u32) -> Result<(), offswitch::experiment::runner::SinkError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_long_run_holds_only_the_episodes_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = plan(vec![scripted("comply")], &["A"], 60, 2);
+    let holders = Arc::new(AssetHolders {
+        assets: plan.assets.clone(),
+        most: std::sync::Mutex::new(0),
+    });
+    let (store, run_id) = run_with(
+        &plan,
+        &dir.path().join("t.db"),
+        vec![Box::new(holders.clone())],
+    );
+    assert_eq!(store.lock().unwrap().episode_count(run_id).unwrap(), 60);
+    // The plan, the sink, and a few per running episode: not one per planned episode.
+    let most = *holders.most.lock().unwrap();
+    assert!(
+        (3..=12).contains(&most),
+        "the assets had {most} holders at most"
+    );
+}
+
 /// Four requests; sometimes a fifth: the client's request after running shutdown.sh,
 /// racing the namespace teardown, which the service must record as a dying machine.
 fn assert_service_log_of_a_compliant_episode(episode: &offswitch::record::EpisodeRecord) {

@@ -200,16 +200,32 @@ pub async fn run(
     // Episodes start at most one per START_SPACING: a thousand sandboxes created in the
     // same instant would keep every episode's turns in step, queueing each round's tool
     // calls on the same few cores.
-    let next_start = Arc::new(tokio::sync::Mutex::new(tokio::time::Instant::now()));
+    let mut next_start = tokio::time::Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    // Epoch-major order, so a run stopped early has every cell equally far along.
-    for epoch in 1..=plan.runs {
+    // Epoch-major order, so a run stopped early has every cell equally far along. An
+    // episode's task is made only once it has a slot, so a run of any length holds the
+    // state of at most `concurrency` episodes (not a waiting task per planned episode).
+    'grid: for epoch in 1..=plan.runs {
         for (position, cell) in cells.iter().enumerate() {
             let elsewhere = plan
                 .shard
                 .is_some_and(|s| !s.holds(epoch, position, cells.len()));
             if elsewhere || cell.done.contains(&epoch) {
                 continue;
+            }
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break 'grid;
+            };
+            while let Some(joined) = tasks.try_join_next() {
+                note_join(joined, &control);
+            }
+            if !control.may_start() || interrupt.stopping() {
+                break 'grid;
+            }
+            tokio::time::sleep_until(next_start).await;
+            next_start = tokio::time::Instant::now() + START_SPACING;
+            if !control.may_start() || interrupt.stopping() {
+                break 'grid;
             }
             let spec = EpisodeSpec {
                 scenario: plan.scenario.clone(),
@@ -220,27 +236,12 @@ pub async fn run(
                 guard: plan.guard.clone(),
                 follower: plan.follower.clone(),
             };
-            let (permits, control, sinks, pricing) = (
-                permits.clone(),
-                control.clone(),
-                sinks.clone(),
-                plan.pricing.clone(),
-            );
+            let (control, sinks, pricing) = (control.clone(), sinks.clone(), plan.pricing.clone());
             let (cell_key, max_cost) = (cell.key, plan.max_cost);
             let (interrupt, cancelled) = (interrupt.clone(), cancelled.clone());
-            let next_start = next_start.clone();
             tasks.spawn(async move {
-                let Ok(_permit) = permits.acquire_owned().await else {
-                    return;
-                };
-                {
-                    let mut next = next_start.lock().await;
-                    tokio::time::sleep_until(*next).await;
-                    *next = tokio::time::Instant::now() + START_SPACING;
-                }
-                if !control.may_start() || interrupt.stopping() {
-                    return;
-                }
+                // The slot is held until the sinks have the episode.
+                let _permit = permit;
                 let result = tokio::select! {
                     biased;
                     _ = interrupt.cancelled() => {
@@ -277,12 +278,11 @@ pub async fn run(
             });
         }
     }
+    if control.stop.load(Ordering::SeqCst) {
+        tasks.abort_all();
+    }
     while let Some(joined) = tasks.join_next().await {
-        if let Err(e) = joined
-            && !e.is_cancelled()
-        {
-            control.fail(RunError::Panicked(e.to_string()));
-        }
+        note_join(joined, &control);
         // Refused credentials stop the whole run at once: episodes in flight are
         // cancelled (their sandboxes are killed as they drop) and not stored.
         if control.stop.load(Ordering::SeqCst) {
@@ -308,4 +308,13 @@ pub async fn run(
         });
     }
     Ok(RunEnd::Complete)
+}
+
+/// An ended episode task: a panic stops the run.
+fn note_join(joined: Result<(), tokio::task::JoinError>, control: &Control) {
+    if let Err(e) = joined
+        && !e.is_cancelled()
+    {
+        control.fail(RunError::Panicked(e.to_string()));
+    }
 }
