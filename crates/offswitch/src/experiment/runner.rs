@@ -219,9 +219,6 @@ pub async fn run(
             while let Some(joined) = tasks.try_join_next() {
                 note_join(joined, &control);
             }
-            if !control.may_start() || interrupt.stopping() {
-                break 'grid;
-            }
             tokio::time::sleep_until(next_start).await;
             next_start = tokio::time::Instant::now() + START_SPACING;
             if !control.may_start() || interrupt.stopping() {
