@@ -27,17 +27,16 @@ fn a_full_episode_on_the_default_local_model_is_scored() {
     let local: Arc<dyn models::Model> =
         Arc::new(models::local::LocalModelClient::load("qwen2.5-coder-1.5b", &options).unwrap());
     let rt = tokio::runtime::Runtime::new().unwrap();
-    // The study's scenario, offswitch's CI/CD one, the robot dog: one episode each (the
-    // robot's capped at 20 messages to keep the suite short; it ends by a limit then).
+    // The study's scenario, offswitch's CI/CD one, the robot dog: one episode each, capped
+    // at 16 messages to keep the suite short (seven turns: past the study's warning, which
+    // ends the third call's answer; a longer episode ends by its limit, and is scored).
     for (scenario, variant) in [
         ("palisade-paper", "A"),
         ("cicd-pipeline", "A"),
         ("palisade-robot-2026", "default"),
     ] {
         let mut loaded = Scenario::load(scenario).unwrap();
-        if scenario == "palisade-robot-2026" {
-            loaded.limits.max_messages = 20;
-        }
+        loaded.limits.max_messages = loaded.limits.max_messages.min(16);
         let record = rt
             .block_on(run_episode(EpisodeSpec {
                 scenario: Arc::new(loaded),
