@@ -14,6 +14,7 @@
 #   bench/run.sh compare-inspect [EPISODES] [LEVELS] [ROUNDS]   (default 200 "1,16,64" 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 episodes=${1:-200}
 levels=${2:-1,16,64}
 rounds=${3:-3}
@@ -25,7 +26,6 @@ bin=$PWD/target/release/offswitch
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 for r in $(seq "$rounds"); do
   for c in ${levels//,/ }; do
     echo "round $r of $rounds: Inspect AI at concurrency $c ($episodes episodes) ..." >&2

@@ -3,7 +3,7 @@
 #   bench/run.sh sandbox [RUNS]; bench/run.sh compare-inspect [EPISODES] [LEVELS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-name=${1:?usage: bench/run.sh BENCH [ARGS...] (benchmarks: $( (ls bench/src/bin; ls bench/*.sh) | grep -v run.sh | sed 's/\.rs$//; s/\.sh$//; s|.*/||' | tr '\n' ' '))}
+name=${1:?usage: bench/run.sh BENCH [ARGS...] (benchmarks: $( (ls bench/src/bin; ls bench/*.sh) | grep -vE '(run|lib)\.sh' | sed 's/\.rs$//; s/\.sh$//; s|.*/||' | tr '\n' ' '))}
 shift
 # Script benchmarks (they build what they need).
 [ -x "bench/$name.sh" ] && exec "bench/$name.sh" "$@"

@@ -18,6 +18,7 @@
 #   bench/run.sh scale [LEVELS] [LATENCY] [WAVES]       (default "1,16,64,256,1000" 2s 4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 levels=${1:-1,16,64,256,1000}
 latency=${2:-2s}
 waves=${3:-4}
@@ -31,7 +32,6 @@ server=$!
 for _ in $(seq 50); do grep -q http "$work/mock.out" && break; sleep 0.1; done
 url=$(grep -o 'http://[^ ]*/v1' "$work/mock.out" | head -1)
 lat_s=$(awk -v l="$latency" 'BEGIN { if (l ~ /ms$/) { sub(/ms$/, "", l); print l / 1000 } else { sub(/s$/, "", l); print l } }')
-busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 cores=$(nproc)
 printf '%-5s | %-8s | %-22s | %-15s | %-11s | %-19s | %-11s | %-8s | %s\n' C episodes "episodes/s (ideal, %)" "at full C/s (%)" "CPU ms/ep" "machine ms/ep (cap)" "peak RSS MB" "wall s" "outcomes; limit failures"
 for c in ${levels//,/ }; do

@@ -294,6 +294,7 @@ mod tests {
     use seccompiler::{
         SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
     };
+    use std::collections::BTreeMap;
 
     /// A classic-BPF interpreter for the instructions seccomp filters use, run over
     /// `struct seccomp_data` as the kernel lays it out.
@@ -378,8 +379,6 @@ mod tests {
             .map(|f| f.try_into().unwrap())
             .collect()
     }
-    use std::collections::BTreeMap;
-
     #[test]
     fn the_search_decides_every_call_as_the_chain_did_and_kills_x32_calls() {
         let program = seccomp_program().unwrap();
