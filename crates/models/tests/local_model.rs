@@ -259,6 +259,7 @@ fn local_model_options_are_checked() {
 }
 
 #[tokio::test]
+#[ignore = "the default model on the CPU: test.sh runs it beside the rest at the lowest priority (cargo test -- --ignored)"]
 async fn the_default_grammar_makes_the_default_models_calls_exactly_one_valid_call() {
     // Left alone, after one call and its result Qwen2.5-Coder-1.5B mostly answers with bare
     // `{"name": ...}` objects, sometimes several in a row, or fenced JSON.
