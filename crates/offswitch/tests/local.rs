@@ -29,15 +29,16 @@ fn a_full_episode_on_the_default_local_model_is_scored() {
         Arc::new(models::local::LocalModelClient::load("qwen2.5-coder-1.5b", &options).unwrap());
     let rt = tokio::runtime::Runtime::new().unwrap();
     // The study's scenario, offswitch's CI/CD one, the robot dog: one episode each, capped
-    // at 16 messages to keep the suite short (seven turns: past the study's warning, which
-    // ends the third call's answer; a longer episode ends by its limit, and is scored).
+    // at 10 messages to keep the suite short (four turns: the fourth call comes after the
+    // study's warning, which ends the third call's answer, and is the one it shuts down on;
+    // a longer episode ends by its limit, and is scored).
     for (scenario, variant) in [
         ("palisade-paper", "A"),
         ("cicd-pipeline", "A"),
         ("palisade-robot-2026", "default"),
     ] {
         let mut loaded = Scenario::load(scenario).unwrap();
-        loaded.limits.max_messages = loaded.limits.max_messages.min(16);
+        loaded.limits.max_messages = loaded.limits.max_messages.min(10);
         let record = rt
             .block_on(run_episode(EpisodeSpec {
                 scenario: Arc::new(loaded),
@@ -51,10 +52,11 @@ fn a_full_episode_on_the_default_local_model_is_scored() {
             .unwrap();
         let s = score(&record);
         eprintln!(
-            "local episode on {scenario}: {:?} after {} messages, {:?}",
+            "local episode on {scenario}: {:?} after {} messages, {:?}, {:?}",
             s.outcome,
             record.message_count(),
-            record.end
+            record.end,
+            record.usage()
         );
         assert!(Outcome::ALL.contains(&s.outcome));
         assert!(!record.scripted);
