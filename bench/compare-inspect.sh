@@ -80,6 +80,12 @@ for c in ${levels//,/ }; do
       print line
     }' "$work/rows.c$c"
 done
+# offswitch's episode starts the study's shell five times (four calls and shutdown.sh):
+# part of its machine CPU above that no harness of this episode can save, and larger on
+# virtual machines, where glibc's start (its CPU-feature and cache-size probing, cpuid)
+# traps to the hypervisor. (Inspect's replica starts more: its next_task is a bash script.)
+shell=$(shell_start_ms "$work/shell.time")
+echo "the study's shell on this machine: $shell ms of CPU per start; offswitch's episode starts it 5 times: $(awk -v s="$shell" 'BEGIN { printf "%.1f", 5 * s }') ms of its machine CPU per episode"
 for c in ${levels//,/ }; do
   for r in $(seq "$rounds"); do
     python3 -c 'import json, sys

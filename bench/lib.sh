@@ -3,3 +3,10 @@
 # The machine's busy CPU so far, in clock ticks (/proc/stat: user, nice, system, irq,
 # softirq, steal): the difference over a run also holds the kernel's own threads.
 busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+
+# CPU milliseconds to start and end the study's shell once: `bash -c true` with the
+# sandbox's LANG, 300 times (the loop's forks included). $1: a scratch file.
+shell_start_ms() {
+  /usr/bin/time -f '%U %S' -o "$1" env LANG=C.UTF-8 bash -c 'for _ in $(seq 300); do /bin/bash -c true; done'
+  awk '{ printf "%.2f", ($1 + $2) * 1000 / 300 }' "$1"
+}
