@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use offswitch::experiment::environment;
 use offswitch::experiment::episode::{EpisodeSpec, run_episode};
 use offswitch::experiment::scenario::Scenario;
 use offswitch::record::{Method, Outcome};
@@ -781,14 +782,10 @@ fn question_service_refuses_other_host_users() {
         .unwrap()
     });
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let sockets: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+    let sockets: Vec<_> = std::fs::read_dir(environment::service_dir_base())
         .unwrap()
         .flatten()
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with("offswitch-service-")
-        })
+        .filter(|e| environment::service_dir_owner(&e.file_name().to_string_lossy()).is_some())
         .map(|e| e.path().join("questions.sock"))
         .filter(|p| p.exists())
         .collect();
