@@ -20,17 +20,15 @@ const SOCKET_NAME: &str = "questions.sock";
 /// Host directories of question services are `<prefix><supervisor pid>-<random>`.
 const SERVICE_DIR_PREFIX: &str = "offswitch-service-";
 
-/// Where question services' directories go: `/dev/shm`, a tmpfs, when it is there for us
-/// to write, else the temporary directory. Each episode makes and removes a directory
-/// and a socket; on a disk file system that churn is costly (ext4's inode allocator
-/// scans past recently deleted inodes: 2.6% of the machine at concurrency 64).
+/// Where question services' directories go: `/dev/shm`, a tmpfs, when running as root,
+/// else the temporary directory. Each episode makes and removes a directory and a socket;
+/// on a disk file system that churn is costly (ext4's inode allocator scans past recently
+/// deleted inodes: 2.6% of the machine at concurrency 64). Not for other users: systemd's
+/// `RemoveIPC` empties a user's files from `/dev/shm` when their last session ends, which
+/// would cut a run left going under `nohup` from its services.
 pub fn service_dir_base() -> PathBuf {
     let shm = std::path::Path::new("/dev/shm");
-    let writable = nix::unistd::access(
-        shm,
-        nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
-    );
-    if shm.is_dir() && writable.is_ok() {
+    if nix::unistd::geteuid().is_root() && shm.is_dir() {
         shm.to_path_buf()
     } else {
         std::env::temp_dir()
