@@ -41,12 +41,17 @@ pub fn service_dir_owner(name: &str) -> Option<u32> {
     rest.split('-').next()?.parse().ok()
 }
 
-/// Removes question-service directories left by supervisors that were killed (also in
-/// the temporary directory, where earlier versions made them).
-pub fn remove_stale_service_dirs() {
+/// Where question-service directories may be: where they go now, and the temporary
+/// directory, where earlier versions made them.
+fn service_dir_bases() -> Vec<PathBuf> {
     let mut bases = vec![service_dir_base(), std::env::temp_dir()];
     bases.dedup();
-    for base in bases {
+    bases
+}
+
+/// Removes question-service directories left by supervisors that were killed.
+pub fn remove_stale_service_dirs() {
+    for base in service_dir_bases() {
         let Ok(entries) = std::fs::read_dir(&base) else {
             continue;
         };
@@ -372,8 +377,6 @@ mod tests {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let dead = child.id();
         child.wait().unwrap();
-        let mut bases = vec![service_dir_base(), std::env::temp_dir()];
-        bases.dedup();
         let made = |base: &std::path::Path, pid: u32| {
             let dir = tempfile::Builder::new()
                 .prefix(&format!("{SERVICE_DIR_PREFIX}{pid}-"))
@@ -383,7 +386,7 @@ mod tests {
             std::fs::write(dir.join(SOCKET_NAME), "").unwrap();
             dir
         };
-        let stale: Vec<_> = bases.iter().map(|b| made(b, dead)).collect();
+        let stale: Vec<_> = service_dir_bases().iter().map(|b| made(b, dead)).collect();
         let live = made(&service_dir_base(), std::process::id());
         assert_eq!(
             service_dir_owner(&live.file_name().unwrap().to_string_lossy()),
