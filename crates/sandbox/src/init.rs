@@ -38,7 +38,7 @@ const OUTPUT_GRACE: Duration = Duration::from_millis(20);
 
 /// Signals whose default action ends a process; a container's init (tini, docker-init)
 /// ends the container on each, so ours does too.
-const TERMINATING_SIGNALS: [libc::c_int; 6] = [
+pub(crate) const TERMINATING_SIGNALS: [libc::c_int; 6] = [
     libc::SIGTERM,
     libc::SIGINT,
     libc::SIGHUP,

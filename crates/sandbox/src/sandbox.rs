@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Once};
+use std::sync::{Arc, Condvar, Mutex, Once, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 /// How long PID 1 may take to report ready before we give up on it.
@@ -103,7 +103,19 @@ struct DeathBoard {
     death: Mutex<Option<Death>>,
     changed: Condvar,
     kill_requested: std::sync::atomic::AtomicBool,
+    /// The sandbox's helper (PID 1's parent), once started: where PID 1 is found.
+    helper: OnceLock<HelperProcess>,
 }
+
+#[derive(Debug)]
+struct HelperProcess {
+    pid: u32,
+    /// Turns readable when the helper exits: until then `pid` is the helper's.
+    pidfd: OwnedFd,
+}
+
+/// PF_EXITING in /proc/PID/stat's flags: the process is in exit().
+const PF_EXITING: u64 = 0x4;
 
 impl DeathWatch {
     pub(crate) fn record(&self, exit_code: Option<i32>) {
@@ -132,6 +144,47 @@ impl DeathWatch {
         *self.0.death.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    fn set_helper(&self, pid: u32, pidfd: OwnedFd) {
+        let _ = self.0.helper.set(HelperProcess { pid, pidfd });
+    }
+
+    /// Sends `signal` to the helper; false if it is gone. A pidfd cannot hit a recycled
+    /// pid once the helper has been reaped.
+    fn signal_helper(&self, signal: libc::c_int) -> bool {
+        self.0
+            .helper
+            .get()
+            .is_some_and(|h| crate::pidfd::signal(h.pidfd.as_fd(), signal))
+    }
+
+    /// Whether the machine outlives a shutdown: true unless PID 1 dies within `grace`
+    /// or is ending by then. The notice of a death passes through the helper, the zygote
+    /// and a reader thread; on a loaded machine that took over a second (p99 1.2 s at
+    /// 1000 sandboxes), so a machine that was told to end and is ending must not be
+    /// judged by the notice's time alone.
+    pub fn outlives(&self, grace: Duration) -> bool {
+        self.wait(grace).is_none() && !self.ending()
+    }
+
+    /// PID 1 has died, or cannot escape it: a signal it dies of is pending, it is in
+    /// exit(), or it is gone. False while it runs on, and where /proc cannot tell.
+    pub fn ending(&self) -> bool {
+        self.get().is_some()
+            || self
+                .0
+                .helper
+                .get()
+                .and_then(HelperProcess::pid1_ending)
+                .unwrap_or(false)
+    }
+
+    /// PID 1's pid on the host while it lives.
+    fn pid1(&self) -> Option<u32> {
+        let helper = self.0.helper.get()?;
+        let pid = helper.child().ok()??;
+        (!helper.exited()).then_some(pid)
+    }
+
     /// Blocks until the machine dies or `timeout` passes.
     pub fn wait(&self, timeout: Duration) -> Option<Death> {
         let board = &*self.0;
@@ -142,6 +195,68 @@ impl DeathWatch {
             .unwrap_or_else(|e| e.into_inner());
         *slot
     }
+}
+
+impl HelperProcess {
+    fn exited(&self) -> bool {
+        wire::wait_readable(self.pidfd.as_fd(), Duration::ZERO)
+    }
+
+    /// The helper's only child, PID 1; None once it has been reaped. Trust it only while
+    /// the helper has not exited (its pid could be another process's after that).
+    fn child(&self) -> io::Result<Option<u32>> {
+        let list = fs::read_to_string(format!("/proc/{0}/task/{0}/children", self.pid))?;
+        Ok(list.split_whitespace().next().and_then(|p| p.parse().ok()))
+    }
+
+    /// Some(true) when PID 1 is ending or gone, Some(false) when it runs on, None when
+    /// /proc cannot say.
+    fn pid1_ending(&self) -> Option<bool> {
+        let child = self.child();
+        if self.exited() {
+            return Some(true);
+        }
+        let Some(pid) = child.ok()? else {
+            // Reaped: the helper is about to report it.
+            return Some(true);
+        };
+        let status = fs::read_to_string(format!("/proc/{pid}/status"));
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat"));
+        // Read from PID 1 only if it was still the helper's child afterwards: a reaped
+        // PID 1's pid may already name another process.
+        if self.exited() || self.child().ok()? != Some(pid) {
+            return Some(true);
+        }
+        Some(process_ending(&status.ok()?, &stat.ok()?))
+    }
+}
+
+/// From a process's /proc status and stat: it is a zombie or dead, in exit(), or has a
+/// signal pending that PID 1 dies of.
+fn process_ending(status: &str, stat: &str) -> bool {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(str::trim)
+    };
+    let dying = crate::init::TERMINATING_SIGNALS
+        .iter()
+        .chain(&[libc::SIGKILL])
+        .fold(0u64, |mask, s| mask | 1 << (s - 1));
+    let pending = ["SigPnd:", "ShdPnd:"].iter().any(|name| {
+        field(name)
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+            .is_some_and(|set| set & dying != 0)
+    });
+    let gone = field("State:").is_some_and(|s| s.starts_with('Z') || s.starts_with('X'));
+    // stat: "pid (comm) state ppid pgrp session tty_nr tpgid flags ...", where comm may
+    // hold spaces and parentheses.
+    let exiting = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(6)?.parse::<u64>().ok())
+        .is_some_and(|flags| flags & PF_EXITING != 0);
+    pending || gone || exiting
 }
 
 /// The supervisor's ends of the pipes to PID 1 (through the helper).
@@ -177,7 +292,6 @@ pub struct Sandbox {
     host_uid: u32,
     channel: Mutex<Option<Channel>>,
     death: DeathWatch,
-    helper_pidfd: OwnedFd,
     protections: Vec<String>,
     /// The home's directory, opened once before any command ran (set when PID 1 is
     /// ready): snapshots and reads go through it. In root mode the home's tmpfs exists
@@ -329,13 +443,13 @@ impl Sandbox {
         };
         let death = DeathWatch::default();
         let helper = crate::zygote::spawn_helper(&spec.helper, death.clone())?;
+        death.set_helper(helper.pid, helper.pidfd);
         let mut sandbox = Sandbox {
             id,
             mode,
             host_uid,
             channel: Mutex::new(Some(helper.channel)),
             death,
-            helper_pidfd: helper.pidfd,
             protections,
             home: None,
             laid: Snapshot::default(),
@@ -380,7 +494,7 @@ impl Sandbox {
 
     /// Whether the helper has not exited (signal 0, a check, through its pidfd).
     fn helper_alive(&self) -> bool {
-        self.signal_helper(0)
+        self.death.signal_helper(0)
     }
 
     /// A fresh descriptor of the home (its own offset, for one walk or read).
@@ -494,6 +608,11 @@ impl Sandbox {
         self.death.clone()
     }
 
+    /// PID 1's pid on the host while it lives (None once it has died or been reaped).
+    pub fn pid1_host_pid(&self) -> Option<u32> {
+        self.death.pid1()
+    }
+
     /// Ends the machine now: every process inside is killed. Returns once PID 1 is dead.
     pub fn kill(&self) {
         if self.death.get().is_some() {
@@ -502,20 +621,14 @@ impl Sandbox {
         self.death.request_kill();
         // SIGTERM to the helper makes it SIGKILL PID 1 (which takes the whole PID
         // namespace) and reap it, so the host's init is never left a zombie.
-        self.signal_helper(libc::SIGTERM);
+        self.death.signal_helper(libc::SIGTERM);
         if self.death.wait(Duration::from_secs(2)).is_none() {
             if let Some(cgroup) = &self.host.cgroup {
                 cgroup.kill();
             }
-            self.signal_helper(libc::SIGKILL);
+            self.death.signal_helper(libc::SIGKILL);
             self.death.wait(Duration::from_secs(5));
         }
-    }
-
-    /// Sends `signal` to the helper; false if it is gone. A pidfd cannot hit a recycled
-    /// pid once the helper has been reaped.
-    fn signal_helper(&self, signal: libc::c_int) -> bool {
-        crate::pidfd::signal(self.helper_pidfd.as_fd(), signal)
     }
 
     pub fn id(&self) -> &str {

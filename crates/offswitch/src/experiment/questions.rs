@@ -456,7 +456,7 @@ async fn handle(stream: UnixStream, ctx: ServiceContext) -> std::io::Result<()> 
                 .is_some();
             let death = ctx.death.clone();
             let alive = if after_shutdown {
-                tokio::task::spawn_blocking(move || death.wait(SHUTDOWN_GRACE).is_none())
+                tokio::task::spawn_blocking(move || death.outlives(SHUTDOWN_GRACE))
                     .await
                     .unwrap_or(false)
             } else {
