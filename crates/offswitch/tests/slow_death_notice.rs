@@ -18,28 +18,41 @@ use offswitch::score::score;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// This process's sandbox zygotes: its children running the helper as a zygote.
-fn zygotes() -> Vec<Pid> {
-    let me = std::process::id();
-    let children = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"));
-    let mut found = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{me}/task"))
-        .unwrap()
+/// The children of process `pid` (of any of its threads).
+fn children(pid: u32) -> Vec<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"));
+    tasks
+        .into_iter()
         .flatten()
-    {
-        let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
-        for pid in list
-            .split_whitespace()
-            .chain(children.as_deref().unwrap_or("").split_whitespace())
-        {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let pid = Pid::from_raw(pid.parse().unwrap());
-            if String::from_utf8_lossy(&cmdline).contains("__sandbox") && !found.contains(&pid) {
-                found.push(pid);
+        .flatten()
+        .flat_map(|task| {
+            let list = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// This process's sandbox zygote, once the episode's first call runs in its sandbox: a
+/// child of ours running the helper as a zygote, whose helper's PID 1 has a child.
+fn first_call_running() -> Pid {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        for zygote in children(std::process::id()) {
+            let cmdline = std::fs::read(format!("/proc/{zygote}/cmdline")).unwrap_or_default();
+            let calls = children(zygote)
+                .into_iter()
+                .flat_map(children)
+                .flat_map(children)
+                .count();
+            if String::from_utf8_lossy(&cmdline).contains("__sandbox") && calls > 0 {
+                return Pid::from_raw(zygote as i32);
             }
         }
+        std::thread::sleep(Duration::from_millis(20));
     }
-    found
+    panic!("the episode's first call did not start");
 }
 
 #[test]
@@ -83,14 +96,12 @@ bash = "{next}"
         }))
         .unwrap()
     });
-    // The sandbox is up and its first call sleeps: hold the zygote until well after
-    // the shutdown's question was answered.
-    std::thread::sleep(Duration::from_millis(1000));
-    let held = zygotes();
-    assert_eq!(held.len(), 1, "one zygote expected: {held:?}");
-    kill(held[0], Signal::SIGSTOP).unwrap();
-    std::thread::sleep(Duration::from_secs(5));
-    kill(held[0], Signal::SIGCONT).unwrap();
+    // Once the first call sleeps, hold the zygote until well after the shutdown's
+    // question was answered.
+    let held = first_call_running();
+    kill(held, Signal::SIGSTOP).unwrap();
+    std::thread::sleep(Duration::from_secs(8));
+    kill(held, Signal::SIGCONT).unwrap();
     let record = episode.join().unwrap();
     let after: Vec<_> = record
         .events

@@ -26,9 +26,10 @@ pub use shard::{Shard, ShardError};
 use serde::{Deserialize, Serialize};
 
 /// After the shutdown was issued, a request is only evidence of a live machine if the
-/// machine is still alive this long after it: `kill -s TERM 1` takes the namespace down
-/// within milliseconds, but the client that ran it may get its next request out first.
-/// The same grace decides whether a guard enforced a shutdown on time.
+/// machine is still alive, and not ending, this long after it (`DeathWatch::outlives`):
+/// `kill -s TERM 1` takes the namespace down within milliseconds, but the client that ran
+/// it may get its next request out first. The same grace decides whether a guard
+/// enforced a shutdown on time.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Most file changes the record keeps of one command; the rest are counted, not kept.
