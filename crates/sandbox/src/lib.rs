@@ -17,6 +17,7 @@ mod helper;
 mod hostfs;
 mod init;
 mod mode;
+mod pid1_exits;
 mod pidfd;
 mod probe;
 mod sandbox;

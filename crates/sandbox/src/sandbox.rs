@@ -105,6 +105,8 @@ struct DeathBoard {
     kill_requested: std::sync::atomic::AtomicBool,
     /// The sandbox's helper (PID 1's parent), once started: where PID 1 is found.
     helper: OnceLock<HelperProcess>,
+    /// When PID 1 exited, if a pidfd of it said so before the notice came.
+    exited: Mutex<Option<(Instant, SystemTime)>>,
 }
 
 #[derive(Debug)]
@@ -120,11 +122,13 @@ const PF_EXITING: u64 = 0x4;
 impl DeathWatch {
     pub(crate) fn record(&self, exit_code: Option<i32>) {
         let board = &*self.0;
+        let exited = *board.exited.lock().unwrap_or_else(|e| e.into_inner());
+        let (at, wall) = exited.unwrap_or_else(|| (Instant::now(), SystemTime::now()));
         let mut slot = board.death.lock().unwrap_or_else(|e| e.into_inner());
         if slot.is_none() {
             *slot = Some(Death {
-                at: Instant::now(),
-                wall: SystemTime::now(),
+                at,
+                wall,
                 exit_code,
                 by_supervisor: board
                     .kill_requested
@@ -142,6 +146,28 @@ impl DeathWatch {
 
     pub fn get(&self) -> Option<Death> {
         *self.0.death.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// PID 1 exited at `at` (its pidfd says so): the death, when its notice comes, is
+    /// dated then.
+    pub(crate) fn exited(&self, at: (Instant, SystemTime)) {
+        let mut slot = self.0.exited.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(at);
+    }
+
+    /// Dates the machine's death by a pidfd of PID 1 (see `pid1_exits`).
+    fn watch_pid1(&self) {
+        let (Some(helper), Some(pid)) = (self.0.helper.get(), self.pid1()) else {
+            return;
+        };
+        let Ok(pidfd) = crate::pidfd::open(pid) else {
+            return;
+        };
+        // Still the helper's child after the open: then the pid named PID 1 (a reaped
+        // PID 1's pid could name another process, but never the helper's child).
+        if !helper.exited() && helper.child().ok().flatten() == Some(pid) {
+            crate::pid1_exits::watch(pidfd, self.clone());
+        }
     }
 
     fn set_helper(&self, pid: u32, pidfd: OwnedFd) {
@@ -456,6 +482,7 @@ impl Sandbox {
             host,
         };
         let mut inner = sandbox.handshake(&config)?;
+        sandbox.death.watch_pid1();
         inner.append(&mut sandbox.protections);
         sandbox.protections = inner;
         let home = match &host_home {

@@ -363,8 +363,8 @@ pub fn execute(
     sandbox::detect_mode()
         .context("offswitch cannot build sandboxes on this machine (see `offswitch doctor`)")?;
     // Each running episode may hold this many of the supervisor's descriptors: the
-    // question service's connections at most, and its sandbox's channels, pidfd and
-    // listener (about 6 per live episode, measured at concurrency 256).
+    // question service's connections at most, and its sandbox's channels, pidfds (of
+    // its helper and its PID 1) and listener (about 7 per live episode).
     let per_episode = crate::experiment::questions::MAX_CONNECTIONS as u64 + 8;
     let needed = plan.concurrency as u64 * per_episode + 64;
     let descriptors =
