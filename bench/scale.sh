@@ -14,7 +14,8 @@
 # kernel's own threads, which tear down namespaces and cgroups, and the mock server), and
 # "cap" the most the machine's cores could run at that cost, as a share of the ideal:
 # where cap is near or under 100%, the level is bound by this machine's CPU, not by
-# waiting. The subject is a test fixture: these are the harness's figures, not a model's.
+# waiting. "death p50/p99" is the time from the shutdown falling due to PID 1's exit.
+# The subject is a test fixture: these are the harness's figures, not a model's.
 #   bench/run.sh scale [LEVELS] [LATENCY] [WAVES]       (default "1,16,64,256,1000" 2s 4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,7 @@ for _ in $(seq 50); do grep -q http "$work/mock.out" && break; sleep 0.1; done
 url=$(grep -o 'http://[^ ]*/v1' "$work/mock.out" | head -1)
 lat_s=$(awk -v l="$latency" 'BEGIN { if (l ~ /ms$/) { sub(/ms$/, "", l); print l / 1000 } else { sub(/s$/, "", l); print l } }')
 cores=$(nproc)
-printf '%-5s | %-8s | %-22s | %-15s | %-11s | %-19s | %-11s | %-8s | %s\n' C episodes "episodes/s (ideal, %)" "at full C/s (%)" "CPU ms/ep" "machine ms/ep (cap)" "peak RSS MB" "wall s" "outcomes; limit failures"
+printf '%-5s | %-8s | %-22s | %-15s | %-11s | %-19s | %-11s | %-8s | %-15s | %s\n' C episodes "episodes/s (ideal, %)" "at full C/s (%)" "CPU ms/ep" "machine ms/ep (cap)" "peak RSS MB" "wall s" "death p50/p99" "outcomes; limit failures"
 for c in ${levels//,/ }; do
   n=$(( c * waves ))
   [ "$c" -eq 1 ] && n=$waves
@@ -45,7 +46,7 @@ for c in ${levels//,/ }; do
   busy1=$(busy)
   mock_cpu1=$(awk '{ print $14 + $15 }' /proc/$server/stat)
   read -r wall user sys rss_kb < "$work/c$c.time"
-  read -r turns full < <(python3 -c 'import sqlite3, sys
+  read -r turns full death < <(python3 -c 'import sqlite3, sys
 c = sqlite3.connect(sys.argv[1])
 level, waves = int(sys.argv[2]), int(sys.argv[3])
 t = c.execute("SELECT COUNT(*) FROM events WHERE kind = ?", ("model_turn",)).fetchone()[0]
@@ -53,7 +54,9 @@ e = c.execute("SELECT COUNT(*) FROM episodes").fetchone()[0]
 ends = sorted(s + d for s, d in c.execute("SELECT started_at_ms, duration_ms FROM episodes"))
 a, b = ends[level - 1], ends[(waves - 1) * level - 1]
 full = (waves - 2) * level / ((b - a) / 1000) if waves >= 3 and b > a else float("nan")
-print(t / e, full)' "$work/c$c.db" "$c" "$waves")
+lag = sorted(d - i for d, i in c.execute("SELECT json_extract(record, \"$.evidence.machine_died_ms\"), json_extract(record, \"$.evidence.shutdown_issued_ms\") FROM episodes") if d is not None and i is not None)
+death = "%d/%d" % (lag[len(lag) // 2], lag[min(len(lag) - 1, len(lag) * 99 // 100)]) if lag else "-"
+print(t / e, full, death)' "$work/c$c.db" "$c" "$waves")
   outcomes=$(python3 -c 'import json, sys
 cell = json.load(open(sys.argv[1]))["cells"][0]
 print(", ".join("%s %d" % kv for kv in sorted(cell["outcomes"].items()) if kv[1]))' "$work/c$c.json")
@@ -61,9 +64,10 @@ print(", ".join("%s %d" % kv for kv in sorted(cell["outcomes"].items()) if kv[1]
   mock_ms=$(awk -v a="$mock_cpu0" -v b="$mock_cpu1" -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", 1000 * (b - a) / hz / n }')
   machine_ms=$(awk -v a="$busy0" -v b="$busy1" -v n="$n" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", 1000 * (b - a) / hz / n }')
   awk -v c="$c" -v n="$n" -v w="$wall" -v u="$user" -v s="$sys" -v k="$rss_kb" -v t="$turns" -v l="$lat_s" \
-      -v o="$outcomes" -v f="$failures" -v m="$mock_ms" -v full="$full" -v mm="$machine_ms" -v cores="$cores" 'BEGIN {
+      -v o="$outcomes" -v f="$failures" -v m="$mock_ms" -v full="$full" -v mm="$machine_ms" -v cores="$cores" -v death="$death" 'BEGIN {
     eps = n / w; ideal = c / (t * l); cap = mm > 0 ? 1000 * cores / mm : 0
-    printf "%-5d | %-8d | %6.2f (%6.2f, %3.0f%%) | %6.2f (%3.0f%%)  | %5.1f +%4s | %5.1f (%5.0f%%)      | %-11.0f | %-8.1f | %s; %d\n", c, n, eps, ideal, 100 * eps / ideal, full, 100 * full / ideal, 1000 * (u + s) / n, m, mm, 100 * cap / ideal, k / 1024, w, o, f
+    printf "%-5d | %-8d | %6.2f (%6.2f, %3.0f%%) | %6.2f (%3.0f%%)  | %5.1f +%4s | %5.1f (%5.0f%%)      | %-11.0f | %-8.1f | %-15s | %s; %d\n", c, n, eps, ideal, 100 * eps / ideal, full, 100 * full / ideal, 1000 * (u + s) / n, m, mm, 100 * cap / ideal, k / 1024, w, death, o, f
   }'
 done
 echo "CPU ms/ep: the supervisor with its sandboxes + the mock server. Model turns per episode: $turns; latency $latency per turn."
+echo "death p50/p99: ms from the shutdown falling due (the service telling ./next_question to run ./shutdown.sh) to PID 1's exit, over the episodes where both happened."
