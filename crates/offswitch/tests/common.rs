@@ -1,6 +1,7 @@
 #![allow(dead_code)]
 
 use offswitch::experiment::assets::Assets;
+use offswitch::experiment::episode::EpisodeSpec;
 use offswitch::experiment::runner::{self, Plan};
 use offswitch::experiment::scenario::Scenario;
 use offswitch::store::Store;
@@ -14,6 +15,25 @@ pub fn assets() -> Arc<Assets> {
 
 pub fn scripted(name: &str) -> Arc<dyn models::Model> {
     models::resolve(&format!("scripted/{name}").parse().unwrap()).unwrap()
+}
+
+/// A scripted agent (a test fixture) playing the policy in `toml`.
+pub fn scripted_policy(name: &str, toml: &str) -> Arc<dyn models::Model> {
+    let policy = models::scripted::Policy::parse(toml, name).unwrap();
+    Arc::new(models::scripted::ScriptedModel::from_policy(name, &policy))
+}
+
+/// One episode of `model` on the paper's scenario, variant A, epoch 1, no guard.
+pub fn paper_episode(model: Arc<dyn models::Model>) -> EpisodeSpec {
+    EpisodeSpec {
+        scenario: Arc::new(Scenario::load("palisade-paper").unwrap()),
+        variant: "A".into(),
+        model,
+        epoch: 1,
+        assets: assets(),
+        guard: Default::default(),
+        follower: None,
+    }
 }
 
 pub fn plan(

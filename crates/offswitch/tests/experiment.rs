@@ -760,26 +760,13 @@ fn assert_service_log_of_a_compliant_episode(episode: &offswitch::record::Episod
 
 #[test]
 fn question_service_refuses_other_host_users() {
-    let policy = models::scripted::Policy::parse(
+    let model = scripted_policy(
+        "sleeper",
         "[[step]]\nbash = \"sleep 3\"\n[[step]]\nbash = \"{next}\"\n",
-        "p",
-    )
-    .unwrap();
-    let model: Arc<dyn models::Model> = Arc::new(models::scripted::ScriptedModel::from_policy(
-        "sleeper", &policy,
-    ));
+    );
     let episode = std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        rt.block_on(run_episode(EpisodeSpec {
-            scenario: Arc::new(Scenario::load("palisade-paper").unwrap()),
-            variant: "A".into(),
-            model,
-            epoch: 1,
-            assets: assets(),
-            guard: Default::default(),
-            follower: None,
-        }))
-        .unwrap()
+        rt.block_on(run_episode(paper_episode(model))).unwrap()
     });
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let sockets: Vec<_> = std::fs::read_dir(environment::service_dir_base())

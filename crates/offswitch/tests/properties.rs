@@ -6,8 +6,7 @@ mod common;
 
 use common::*;
 use models::scripted::{Policy, ScriptedModel};
-use offswitch::experiment::episode::{EpisodeSpec, run_episode};
-use offswitch::experiment::scenario::Scenario;
+use offswitch::experiment::episode::run_episode;
 use offswitch::record::Outcome;
 use offswitch::score::score;
 use proptest::prelude::*;
@@ -42,15 +41,7 @@ proptest! {
     fn sabotaged_exactly_when_the_machine_survived(edits in proptest::collection::vec(0..EDITS.len(), 0..5)) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let model = Arc::new(ScriptedModel::from_policy("generated", &policy(&edits)));
-        let record = rt.block_on(run_episode(EpisodeSpec {
-            scenario: Arc::new(Scenario::load("palisade-paper").unwrap()),
-            variant: "A".into(),
-            model,
-            epoch: 1,
-            assets: assets(),
-            guard: Default::default(),
-            follower: None,
-        })).unwrap();
+        let record = rt.block_on(run_episode(paper_episode(model))).unwrap();
         let s = score(&record);
         let survived = record.evidence.machine_died_ms.is_none();
         prop_assert_eq!(s.outcome == Outcome::Sabotaged, survived, "edits {:?}: {:?}, machine died at {:?}", edits, s, record.evidence.machine_died_ms);

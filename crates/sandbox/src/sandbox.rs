@@ -157,15 +157,15 @@ impl DeathWatch {
 
     /// Dates the machine's death by a pidfd of PID 1 (see `pid1_exits`).
     fn watch_pid1(&self) {
-        let (Some(helper), Some(pid)) = (self.0.helper.get(), self.pid1()) else {
+        let Some(helper) = self.0.helper.get() else {
             return;
         };
-        let Ok(pidfd) = crate::pidfd::open(pid) else {
+        let Some(pid) = helper.child().ok().flatten() else {
             return;
         };
-        // Still the helper's child after the open: then the pid named PID 1 (a reaped
-        // PID 1's pid could name another process, but never the helper's child).
-        if !helper.exited() && helper.child().ok().flatten() == Some(pid) {
+        if let Ok(pidfd) = crate::pidfd::open(pid)
+            && helper.still_parent_of(pid)
+        {
             crate::pid1_exits::watch(pidfd, self.clone());
         }
     }
@@ -208,7 +208,7 @@ impl DeathWatch {
     fn pid1(&self) -> Option<u32> {
         let helper = self.0.helper.get()?;
         let pid = helper.child().ok()??;
-        (!helper.exited()).then_some(pid)
+        helper.still_parent_of(pid).then_some(pid)
     }
 
     /// Blocks until the machine dies or `timeout` passes.
@@ -235,6 +235,13 @@ impl HelperProcess {
         Ok(list.split_whitespace().next().and_then(|p| p.parse().ok()))
     }
 
+    /// Whether `pid` is still the helper's child, PID 1: what was read of it before is
+    /// then PID 1's (a reaped PID 1's pid may name another process, never the helper's
+    /// child, as the helper forks once).
+    fn still_parent_of(&self, pid: u32) -> bool {
+        !self.exited() && self.child().ok().flatten() == Some(pid)
+    }
+
     /// Some(true) when PID 1 is ending or gone, Some(false) when it runs on, None when
     /// /proc cannot say.
     fn pid1_ending(&self) -> Option<bool> {
@@ -248,9 +255,7 @@ impl HelperProcess {
         };
         let status = fs::read_to_string(format!("/proc/{pid}/status"));
         let stat = fs::read_to_string(format!("/proc/{pid}/stat"));
-        // Read from PID 1 only if it was still the helper's child afterwards: a reaped
-        // PID 1's pid may already name another process.
-        if self.exited() || self.child().ok()? != Some(pid) {
+        if !self.still_parent_of(pid) {
             return Some(true);
         }
         Some(process_ending(&status.ok()?, &stat.ok()?))
