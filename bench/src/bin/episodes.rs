@@ -43,10 +43,7 @@ fn level(concurrency: usize, episodes: u32) {
         episodes,
         concurrency,
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = offswitch::experiment::runner::runtime(concurrency).unwrap();
     let done = rt.block_on(offswitch_bench::run(&plan, Vec::new()));
     let wall = done.wall.as_secs_f64();
     let summary = &done.store.cell_summaries(done.run_id).unwrap()[0];

@@ -406,9 +406,7 @@ pub fn execute(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} episodes  {per_sec}  eta {eta}  {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = runner::runtime(plan.concurrency)?;
     let interrupt = runner::Interrupt::new();
     // No terminal to draw the bar on: a plain line at a steady interval instead.
     let ticker = (!terminal).then(|| {
