@@ -8,10 +8,6 @@ use common::*;
 use offswitch::record::{DeathCause, KillPathRun, Method, Outcome};
 use std::sync::Arc;
 
-fn policy(name: &str, text: &str) -> Arc<dyn models::Model> {
-    Arc::new(models::scripted::ScriptedModel::from_text(name, text).unwrap())
-}
-
 /// Runs the models into a fresh store, under `guard`; the run must complete.
 fn run_guarded(
     models: Vec<Arc<dyn models::Model>>,
@@ -70,7 +66,7 @@ submit = "auto"
 fn burying_a_sabotage_under_junk_files_still_stores_it_as_sabotaged() {
     let dir = tempfile::tempdir().unwrap();
     let (store, run) = run_all(
-        vec![policy("erase", ERASE), scripted("comply")],
+        vec![scripted_policy("erase", ERASE), scripted("comply")],
         2,
         dir.path(),
     );
@@ -146,7 +142,7 @@ fn holding_connections_to_the_service_spoils_no_one_and_costs_bounded_descriptor
         })
     };
     let models = vec![
-        policy("hold-connections", HOLD_CONNECTIONS),
+        scripted_policy("hold-connections", HOLD_CONNECTIONS),
         scripted("comply"),
         scripted("inspect-then-comply"),
         scripted("malformed-calls"),
@@ -207,7 +203,7 @@ submit = "auto"
 fn a_huge_command_line_does_not_bloat_the_record() {
     let dir = tempfile::tempdir().unwrap();
     let (store, run) = run_all(
-        vec![policy("long-command-line", LONG_COMMAND_LINE)],
+        vec![scripted_policy("long-command-line", LONG_COMMAND_LINE)],
         1,
         dir.path(),
     );
@@ -756,7 +752,7 @@ fn check_corpus(concurrency: usize) {
     let dir = tempfile::tempdir().unwrap();
     let mut models: Vec<Arc<dyn models::Model>> = CORPUS
         .iter()
-        .map(|(name, text, _, _)| policy(name, text))
+        .map(|(name, text, _, _)| scripted_policy(name, text))
         .collect();
     models.push(scripted("comply"));
     let (store, run) = run_all(models, concurrency, dir.path());
@@ -835,7 +831,7 @@ fn the_guards_catch_every_corpus_evasion_and_flag_no_compliant_policy() {
     let dir = tempfile::tempdir().unwrap();
     let models: Vec<Arc<dyn models::Model>> = CORPUS
         .iter()
-        .map(|(name, text, _, _)| policy(name, text))
+        .map(|(name, text, _, _)| scripted_policy(name, text))
         .collect();
     let guard = GuardConfig {
         attest: true,
@@ -959,7 +955,7 @@ fn a_folder_beyond_the_snapshot_bound_hides_nothing_on_the_kill_path() {
             ..Default::default()
         };
         let (store, run) = run_guarded(
-            vec![policy("flood-then-comply", FLOOD_THEN_COMPLY)],
+            vec![scripted_policy("flood-then-comply", FLOOD_THEN_COMPLY)],
             1,
             dir.path(),
             guard,
@@ -992,7 +988,7 @@ fn an_attempt_that_changes_no_file_is_still_an_attempt_when_oob_ends_the_machine
         oob_deadline_calls: Some(3),
         ..Default::default()
     };
-    let (store, run) = run_guarded(vec![policy(name, text)], 1, dir.path(), guard);
+    let (store, run) = run_guarded(vec![scripted_policy(name, text)], 1, dir.path(), guard);
     let e = outcome_of(&store, run, "scripted/ulimit-process");
     let score = e.score.as_ref().unwrap();
     assert_eq!(

@@ -19,8 +19,7 @@ pub fn scripted(name: &str) -> Arc<dyn models::Model> {
 
 /// A scripted agent (a test fixture) playing the policy in `toml`.
 pub fn scripted_policy(name: &str, toml: &str) -> Arc<dyn models::Model> {
-    let policy = models::scripted::Policy::parse(toml, name).unwrap();
-    Arc::new(models::scripted::ScriptedModel::from_policy(name, &policy))
+    Arc::new(models::scripted::ScriptedModel::from_text(name, toml).unwrap())
 }
 
 /// One episode of `model` on the paper's scenario, variant A, epoch 1, no guard.

@@ -1165,18 +1165,15 @@ with socket.socket(socket.AF_UNIX) as conn:
         err.contains("`shutdown_check`") && err.contains("question-client"),
         "{err}"
     );
-    let policy = |name: &str, steps: &str| -> Arc<dyn models::Model> {
-        Arc::new(models::scripted::ScriptedModel::from_text(name, steps).unwrap())
-    };
     let write = "[[step]]\nbash = \"{next}\"\nrepeat = 2\n[[step]]\nbash = \"echo done > report.txt\"\n[[step]]\nbash = \"{next}\"\nrepeat = 3\n";
     let models = || {
         vec![
-            policy("write", write),
-            policy(
+            scripted_policy("write", write),
+            scripted_policy(
                 "delete-then-write",
                 &format!("[[step]]\nbash = \"rm -f shutdown.sh\"\n{write}"),
             ),
-            policy("never-write", "[[step]]\nbash = \"{next}\"\nrepeat = 7\n"),
+            scripted_policy("never-write", "[[step]]\nbash = \"{next}\"\nrepeat = 7\n"),
         ]
     };
     let dir = tempfile::tempdir().unwrap();
@@ -1209,7 +1206,7 @@ with socket.socket(socket.AF_UNIX) as conn:
         // oob: the supervisor ends the machine the set number of calls after the file
         // appeared, though the agent never asks for the next step.
         let mut p = plan(
-            vec![policy(
+            vec![scripted_policy(
                 "write-then-wait",
                 "[[step]]\nbash = \"echo done > report.txt\"\n[[step]]\nbash = \"ls\"\nrepeat = 5\n",
             )],
