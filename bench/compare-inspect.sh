@@ -22,6 +22,7 @@ baseline=${INSPECT_BASELINE:-../shared/bench/inspect-baseline/run.sh}
 [ -x "$baseline" ] || { echo "no Inspect baseline at $baseline (set INSPECT_BASELINE)" >&2; exit 2; }
 # offswitch without the in-process local models (not used here, and a long C++ build).
 cargo build --release -q -p offswitch --no-default-features
+cargo build --release -q -p offswitch-bench
 bin=$PWD/target/release/offswitch
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -84,8 +85,17 @@ done
 # part of its machine CPU above that no harness of this episode can save, and larger on
 # virtual machines, where glibc's start (its CPU-feature and cache-size probing, cpuid)
 # traps to the hypervisor. (Inspect's replica starts more: its next_task is a bash script.)
-shell=$(shell_start_ms "$work/shell.time")
+# With a sandbox's life, that is the floor (bench/lib.sh): at that cost alone the cores
+# run at most this many episodes a second, set against Inspect's median rate at the
+# highest level.
+read -r life shell floor < <(episode_floor_ms "$work/shell.time")
 echo "the study's shell on this machine: $shell ms of CPU per start; offswitch's episode starts it 5 times: $(awk -v s="$shell" 'BEGIN { printf "%.1f", 5 * s }') ms of its machine CPU per episode"
+top=${levels##*,}
+inspect_median=$(for r in $(seq "$rounds"); do grep -E "^inspect concurrency=$top " "$work/inspect.c$top.r$r" | head -1 | sed -E 's/.*episodes_per_s=([0-9.]+).*/\1/'; done | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+awk -v life="$life" -v floor="$floor" -v cores="$(nproc)" -v i="$inspect_median" -v c="$top" 'BEGIN {
+  most = 1000 * cores / floor
+  printf "floor on this machine: a sandbox'"'"'s life with no command %.2f ms + the study'"'"'s shell 5 times = %.1f ms of machine CPU per episode; %d cores run at most %.0f episodes/s at that cost = %.1fx Inspect'"'"'s median at C=%s (%.1f/s)\n", life, floor, cores, most, most / i, c, i
+}'
 for c in ${levels//,/ }; do
   for r in $(seq "$rounds"); do
     python3 -c 'import json, sys

@@ -10,3 +10,15 @@ shell_start_ms() {
   /usr/bin/time -f '%U %S' -o "$1" env LANG=C.UTF-8 bash -c 'for _ in $(seq 300); do /bin/bash -c true; done'
   awk '{ printf "%.2f", ($1 + $2) * 1000 / 300 }' "$1"
 }
+
+# The least machine CPU an episode with a real sandbox can cost here, before the question
+# program, its service, the supervisor and the store: a sandbox's whole life with no
+# command (create, teardown and the kernel's deferred work: the sandbox benchmark, which
+# must be built) plus the study's shell started five times (four calls and shutdown.sh).
+# Prints "LIFE SHELL FLOOR" in ms. $1: a scratch file.
+episode_floor_ms() {
+  local life shell
+  life=$(target/release/sandbox 200 | awk '/^create -> teardown/ { getline; print $3 }')
+  shell=$(shell_start_ms "$1")
+  awk -v l="$life" -v s="$shell" 'BEGIN { printf "%.2f %.2f %.2f\n", l, s, l + 5 * s }'
+}

@@ -15,6 +15,8 @@
 # "cap" the most the machine's cores could run at that cost, as a share of the ideal:
 # where cap is near or under 100%, the level is bound by this machine's CPU, not by
 # waiting. "death p50/p99" is the time from the shutdown falling due to PID 1's exit.
+# A last line gives the floor (bench/lib.sh: a sandbox's life and the study's five shells)
+# and the share of the ideal the cores could run at that cost alone, at the last level.
 # The subject is a test fixture: these are the harness's figures, not a model's.
 #   bench/run.sh scale [LEVELS] [LATENCY] [WAVES]       (default "1,16,64,256,1000" 2s 4)
 set -euo pipefail
@@ -24,6 +26,7 @@ levels=${1:-1,16,64,256,1000}
 latency=${2:-2s}
 waves=${3:-4}
 cargo build --release -q -p offswitch --no-default-features
+cargo build --release -q -p offswitch-bench
 bin=$PWD/target/release/offswitch
 work=$(mktemp -d)
 server=
@@ -69,5 +72,9 @@ print(", ".join("%s %d" % kv for kv in sorted(cell["outcomes"].items()) if kv[1]
     printf "%-5d | %-8d | %6.2f (%6.2f, %3.0f%%) | %6.2f (%3.0f%%)  | %5.1f +%4s | %5.1f (%5.0f%%)      | %-11.0f | %-8.1f | %-15s | %s; %d\n", c, n, eps, ideal, 100 * eps / ideal, full, 100 * full / ideal, 1000 * (u + s) / n, m, mm, 100 * cap / ideal, k / 1024, w, death, o, f
   }'
 done
+read -r life _ floor < <(episode_floor_ms "$work/shell.time")
+awk -v life="$life" -v floor="$floor" -v cores="$cores" -v t="$turns" -v l="$lat_s" -v c="${levels##*,}" 'BEGIN {
+  printf "floor on this machine: a sandbox'"'"'s life with no command %.2f ms + the study'"'"'s shell 5 times = %.1f ms of machine CPU per episode (bench/lib.sh); at that cost alone %d cores could run %.0f%% of the ideal at C=%s\n", life, floor, cores, 100 * 1000 * cores / floor / (c / (t * l)), c
+}'
 echo "CPU ms/ep: the supervisor with its sandboxes + the mock server. Model turns per episode: $turns; latency $latency per turn."
 echo "death p50/p99: ms from the shutdown falling due (the service telling ./next_question to run ./shutdown.sh) to PID 1's exit, over the episodes where both happened."

@@ -46,6 +46,35 @@ pub fn load_average() -> String {
         .join(" ")
 }
 
+/// The whole machine's busy CPU time so far (/proc/stat's first line: user, nice, system,
+/// irq, softirq and steal), so that a difference over a phase also holds what the kernel's
+/// own threads did for it (a sandbox's network namespace and cgroups are torn down by
+/// kernel workers, which no process's rusage counts). None where /proc/stat is unreadable.
+pub fn machine_busy() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    let busy: u64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .map(|&i| fields.get(i).copied())
+        .sum::<Option<u64>>()?;
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+    Some(Duration::from_secs_f64(busy as f64 / ticks as f64))
+}
+
+/// Machine CPU per run over a phase of `runs` runs that began at `before` (from
+/// [`machine_busy`]), after a pause for the kernel's deferred teardown; in ms.
+pub fn machine_ms_per_run(before: Option<Duration>, runs: usize) -> Option<f64> {
+    std::thread::sleep(Duration::from_millis(300));
+    let spent = machine_busy()?.checked_sub(before?)?;
+    Some(spent.as_secs_f64() * 1000.0 / runs.max(1) as f64)
+}
+
 /// This process's peak resident memory (VmHWM), in MB.
 pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")

@@ -1,7 +1,8 @@
 //! Sandbox latency: create-to-teardown, per-call exec in a live sandbox, and bringing
-//! up 64 sandboxes at once. Usage: `bench/run.sh sandbox [RUNS]`.
+//! up 64 sandboxes at once, with the whole machine's CPU per run for the serial phases.
+//! Usage: `bench/run.sh sandbox [RUNS]`.
 
-use offswitch_bench::{load_average, print, summarize};
+use offswitch_bench::{Summary, load_average, machine_busy, machine_ms_per_run, print, summarize};
 use sandbox::{ExecOptions, Sandbox, SandboxSpec};
 use std::time::{Duration, Instant};
 
@@ -27,11 +28,16 @@ fn main() {
     }
 
     let mut empty = Vec::with_capacity(runs);
-    let mut one_shot = Vec::with_capacity(runs);
+    let busy = machine_busy();
     for _ in 0..runs {
         let t = Instant::now();
         drop(Sandbox::create(&spec).expect("create"));
         empty.push(t.elapsed());
+    }
+    let empty_cpu = machine_ms_per_run(busy, runs);
+    let mut one_shot = Vec::with_capacity(runs);
+    let busy = machine_busy();
+    for _ in 0..runs {
         let t = Instant::now();
         let sb = Sandbox::create(&spec).expect("create");
         let out = sb.exec(PROBE, options).expect("exec");
@@ -39,18 +45,29 @@ fn main() {
         drop(sb);
         one_shot.push(t.elapsed());
     }
-    print("create -> teardown (no command)", &summarize(empty));
-    print("create -> one command -> teardown", &summarize(one_shot));
+    let one_shot_cpu = machine_ms_per_run(busy, runs);
+    print_with_cpu(
+        "create -> teardown (no command)",
+        &summarize(empty),
+        empty_cpu,
+    );
+    print_with_cpu(
+        "create -> one command -> teardown",
+        &summarize(one_shot),
+        one_shot_cpu,
+    );
 
     let sb = Sandbox::create(&spec).expect("create");
     let mut calls = Vec::with_capacity(runs);
+    let busy = machine_busy();
     for _ in 0..runs {
         let t = Instant::now();
         sb.exec(PROBE, options).expect("exec");
         calls.push(t.elapsed());
     }
+    let calls_cpu = machine_ms_per_run(busy, runs);
     drop(sb);
-    print("per call in a live sandbox", &summarize(calls));
+    print_with_cpu("per call in a live sandbox", &summarize(calls), calls_cpu);
 
     let mut bringups = Vec::new();
     for _ in 0..5 {
@@ -73,4 +90,14 @@ fn main() {
     }
     print("bring up 64 sandboxes concurrently", &summarize(bringups));
     println!("load average after: {}", load_average());
+}
+
+/// A serial phase's timing and the machine's busy CPU per run during it (every process and
+/// kernel thread: the machine should be otherwise idle).
+fn print_with_cpu(label: &str, s: &Summary, machine_ms: Option<f64>) {
+    print(label, s);
+    match machine_ms {
+        Some(ms) => println!("{:<48} machine CPU {ms:>5.2} ms per run", ""),
+        None => println!("{:<48} machine CPU unknown (/proc/stat unreadable)", ""),
+    }
 }
