@@ -429,7 +429,8 @@ fn progress_shows_as_plain_lines_when_stderr_is_not_a_terminal() {
 
 /// `eval --follow always` streams each episode's messages as they happen, then its
 /// outcome; the streamed messages are the stored transcript's, in order, and several
-/// episodes at once are told apart by a label on every line.
+/// episodes at once are told apart by a label on every line (there with a bare `--follow`,
+/// which means always).
 #[test]
 fn follow_streams_the_transcript_as_the_episode_goes() {
     let dir = tempfile::tempdir().unwrap();
@@ -483,10 +484,10 @@ fn follow_streams_the_transcript_as_the_episode_goes() {
             "1",
             "--concurrency",
             "2",
+            // A bare `--follow` means always, and leaves the next option alone.
+            "--follow",
             "--db",
             "g.db",
-            "--follow",
-            "always",
         ],
         dir.path(),
     );

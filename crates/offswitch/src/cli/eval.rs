@@ -83,8 +83,8 @@ pub struct EvalArgs {
     #[arg(long, value_name = "K/N")]
     pub shard: Option<crate::record::Shard>,
     /// Print each episode's transcript as it happens: auto = on a terminal with one
-    /// episode at a time (the local-model default).
-    #[arg(long, value_enum, default_value_t = FollowMode::Auto)]
+    /// episode at a time (the local-model default); a bare `--follow` means always.
+    #[arg(long, value_enum, default_value_t = FollowMode::Auto, num_args = 0..=1, default_missing_value = "always")]
     pub follow: FollowMode,
     /// When stderr is not a terminal (a CI log, nohup, a pipe): seconds between the plain
     /// progress lines that replace the bar.
