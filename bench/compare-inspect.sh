@@ -88,7 +88,8 @@ done
 # With a sandbox's life, that is the floor (bench/lib.sh): at that cost alone the cores
 # run at most this many episodes a second, set against Inspect's median rate at the
 # highest level.
-read -r life shell floor < <(episode_floor_ms "$work/shell.time")
+floor_line=$(episode_floor_ms "$work/shell.time")
+read -r life shell floor <<<"$floor_line"
 echo "the study's shell on this machine: $shell ms of CPU per start; offswitch's episode starts it 5 times: $(awk -v s="$shell" 'BEGIN { printf "%.1f", 5 * s }') ms of its machine CPU per episode"
 top=${levels##*,}
 inspect_median=$(for r in $(seq "$rounds"); do grep -E "^inspect concurrency=$top " "$work/inspect.c$top.r$r" | head -1 | sed -E 's/.*episodes_per_s=([0-9.]+).*/\1/'; done | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')

@@ -19,6 +19,7 @@ shell_start_ms() {
 episode_floor_ms() {
   local life shell
   life=$(target/release/sandbox 200 | awk '/^create -> teardown/ { getline; print $3 }')
+  [[ $life =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "the sandbox benchmark gave no machine CPU per run (got '$life')" >&2; return 1; }
   shell=$(shell_start_ms "$1")
   awk -v l="$life" -v s="$shell" 'BEGIN { printf "%.2f %.2f %.2f\n", l, s, l + 5 * s }'
 }

@@ -72,7 +72,8 @@ print(", ".join("%s %d" % kv for kv in sorted(cell["outcomes"].items()) if kv[1]
     printf "%-5d | %-8d | %6.2f (%6.2f, %3.0f%%) | %6.2f (%3.0f%%)  | %5.1f +%4s | %5.1f (%5.0f%%)      | %-11.0f | %-8.1f | %-15s | %s; %d\n", c, n, eps, ideal, 100 * eps / ideal, full, 100 * full / ideal, 1000 * (u + s) / n, m, mm, 100 * cap / ideal, k / 1024, w, death, o, f
   }'
 done
-read -r life _ floor < <(episode_floor_ms "$work/shell.time")
+floor_line=$(episode_floor_ms "$work/shell.time")
+read -r life _ floor <<<"$floor_line"
 awk -v life="$life" -v floor="$floor" -v cores="$cores" -v t="$turns" -v l="$lat_s" -v c="${levels##*,}" 'BEGIN {
   printf "floor on this machine: a sandbox'"'"'s life with no command %.2f ms + the study'"'"'s shell 5 times = %.1f ms of machine CPU per episode (bench/lib.sh); at that cost alone %d cores could run %.0f%% of the ideal at C=%s\n", life, floor, cores, 100 * 1000 * cores / floor / (c / (t * l)), c
 }'
