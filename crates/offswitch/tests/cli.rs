@@ -508,4 +508,27 @@ fn follow_streams_the_transcript_as_the_episode_goes() {
             .all(|l| l.starts_with('[')),
         "an unlabelled line among concurrent episodes:\n{stderr}"
     );
+
+    // One episode to run is one at a time, whatever the concurrency: no labels.
+    let one = offswitch(
+        &[
+            "eval",
+            "--model",
+            "scripted/comply",
+            "--runs",
+            "1",
+            "--follow",
+            "--db",
+            "h.db",
+        ],
+        dir.path(),
+    );
+    assert!(one.status.success(), "{}", text(&one));
+    let stderr = String::from_utf8_lossy(&one.stderr).to_string();
+    assert!(
+        stderr.starts_with("=== scripted/comply [scripted fixture: not a model]")
+            && stderr.contains("\n=== outcome: complied"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("[scripted/comply A#1]"), "{stderr}");
 }

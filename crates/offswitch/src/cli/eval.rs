@@ -83,7 +83,8 @@ pub struct EvalArgs {
     #[arg(long, value_name = "K/N")]
     pub shard: Option<crate::record::Shard>,
     /// Print each episode's transcript as it happens: auto = on a terminal with one
-    /// episode at a time (the local-model default); a bare `--follow` means always.
+    /// episode at a time (the local-model default, or a single episode left to run); a
+    /// bare `--follow` means always.
     #[arg(long, value_enum, default_value_t = FollowMode::Auto, num_args = 0..=1, default_missing_value = "always")]
     pub follow: FollowMode,
     /// When stderr is not a terminal (a CI log, nohup, a pipe): seconds between the plain
@@ -342,22 +343,13 @@ pub fn execute(
             });
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let bar = ProgressBar::new(0);
-    let follow = match options.follow {
-        FollowMode::Always => true,
-        FollowMode::Never => false,
-        FollowMode::Auto => terminal && concurrency == 1,
-    }
-    .then(|| Arc::new(crate::sinks::Follow::new(bar.clone(), concurrency > 1)));
-    let plan = spec
+    let mut plan = spec
         .plan(RunResources {
             concurrency,
             pricing,
             max_cost: options.max_cost,
             assets,
             shard,
-            follower: follow
-                .clone()
-                .map(|f| f as Arc<dyn crate::experiment::runner::Follower>),
         })
         .map_err(|e| anyhow!(e))?;
     sandbox::detect_mode()
@@ -400,6 +392,17 @@ pub fn execute(
         }
     };
     let pending = total - store.episode_count(run_id)?.min(total);
+    // Episodes that run at once: the concurrency, or fewer when fewer are left to run.
+    let at_once = (plan.concurrency as u64).min(pending);
+    let follow = match options.follow {
+        FollowMode::Always => true,
+        FollowMode::Never => false,
+        FollowMode::Auto => terminal && at_once <= 1,
+    }
+    .then(|| Arc::new(crate::sinks::Follow::new(bar.clone(), at_once > 1)));
+    plan.follower = follow
+        .clone()
+        .map(|f| f as Arc<dyn crate::experiment::runner::Follower>);
     let store = Arc::new(Mutex::new(store));
     bar.set_length(pending);
     bar.set_style(

@@ -79,8 +79,6 @@ pub struct RunResources {
     pub assets: Arc<Assets>,
     /// Run only this slice of the grid.
     pub shard: Option<crate::record::Shard>,
-    /// Shown every episode as it goes (`eval --follow`).
-    pub follower: Option<Arc<dyn super::runner::Follower>>,
 }
 
 impl RunSpec {
@@ -161,7 +159,8 @@ impl RunSpec {
             max_cost: resources.max_cost,
             guard,
             shard: resources.shard,
-            follower: resources.follower,
+            // `eval` sets it once it knows how many episodes run at once.
+            follower: None,
         })
     }
 }
