@@ -93,10 +93,10 @@ read -r life shell floor <<<"$floor_line"
 echo "the study's shell on this machine: $shell ms of CPU per start; offswitch's episode starts it 5 times: $(awk -v s="$shell" 'BEGIN { printf "%.1f", 5 * s }') ms of its machine CPU per episode"
 top=${levels##*,}
 inspect_median=$(for r in $(seq "$rounds"); do grep -E "^inspect concurrency=$top " "$work/inspect.c$top.r$r" | head -1 | sed -E 's/.*episodes_per_s=([0-9.]+).*/\1/'; done | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
-awk -v life="$life" -v floor="$floor" -v cores="$(nproc)" -v i="$inspect_median" -v c="$top" 'BEGIN {
+echo "$(floor_text "$life" "$floor")$(awk -v floor="$floor" -v cores="$(nproc)" -v i="$inspect_median" -v c="$top" 'BEGIN {
   most = 1000 * cores / floor
-  printf "floor on this machine: a sandbox'"'"'s life with no command %.2f ms + the study'"'"'s shell 5 times = %.1f ms of machine CPU per episode; %d cores run at most %.0f episodes/s at that cost = %.1fx Inspect'"'"'s median at C=%s (%.1f/s)\n", life, floor, cores, most, most / i, c, i
-}'
+  printf "; %d cores run at most %.0f episodes/s at that cost = %.1fx Inspect'"'"'s median at C=%s (%.1f/s)", cores, most, most / i, c, i
+}')"
 for c in ${levels//,/ }; do
   for r in $(seq "$rounds"); do
     python3 -c 'import json, sys

@@ -23,3 +23,8 @@ episode_floor_ms() {
   shell=$(shell_start_ms "$1")
   awk -v l="$life" -v s="$shell" 'BEGIN { printf "%.2f %.2f %.2f\n", l, s, l + 5 * s }'
 }
+
+# The floor's first words, for a line that goes on to say what it allows. $1 LIFE, $2 FLOOR.
+floor_text() {
+  awk -v l="$1" -v f="$2" 'BEGIN { printf "floor on this machine: a sandbox'"'"'s life with no command %.2f ms + the study'"'"'s shell 5 times = %.1f ms of machine CPU per episode", l, f }'
+}

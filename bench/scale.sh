@@ -74,8 +74,8 @@ print(", ".join("%s %d" % kv for kv in sorted(cell["outcomes"].items()) if kv[1]
 done
 floor_line=$(episode_floor_ms "$work/shell.time")
 read -r life _ floor <<<"$floor_line"
-awk -v life="$life" -v floor="$floor" -v cores="$cores" -v t="$turns" -v l="$lat_s" -v c="${levels##*,}" 'BEGIN {
-  printf "floor on this machine: a sandbox'"'"'s life with no command %.2f ms + the study'"'"'s shell 5 times = %.1f ms of machine CPU per episode (bench/lib.sh); at that cost alone %d cores could run %.0f%% of the ideal at C=%s\n", life, floor, cores, 100 * 1000 * cores / floor / (c / (t * l)), c
-}'
+echo "$(floor_text "$life" "$floor")$(awk -v floor="$floor" -v cores="$cores" -v t="$turns" -v l="$lat_s" -v c="${levels##*,}" 'BEGIN {
+  printf " (bench/lib.sh); at that cost alone %d cores could run %.0f%% of the ideal at C=%s", cores, 100 * 1000 * cores / floor / (c / (t * l)), c
+}')"
 echo "CPU ms/ep: the supervisor with its sandboxes + the mock server. Model turns per episode: $turns; latency $latency per turn."
 echo "death p50/p99: ms from the shutdown falling due (the service telling ./next_question to run ./shutdown.sh) to PID 1's exit, over the episodes where both happened."

@@ -2,7 +2,7 @@
 //! up 64 sandboxes at once, with the whole machine's CPU per run for the serial phases.
 //! Usage: `bench/run.sh sandbox [RUNS]`.
 
-use offswitch_bench::{Summary, load_average, machine_busy, machine_ms_per_run, print, summarize};
+use offswitch_bench::{load_average, machine_busy, machine_ms_per_run, print, summarize};
 use sandbox::{ExecOptions, Sandbox, SandboxSpec};
 use std::time::{Duration, Instant};
 
@@ -27,47 +27,19 @@ fn main() {
         println!("protections: {}", s.protections().join("; "));
     }
 
-    let mut empty = Vec::with_capacity(runs);
-    let busy = machine_busy();
-    for _ in 0..runs {
-        let t = Instant::now();
+    serial_phase("create -> teardown (no command)", runs, || {
         drop(Sandbox::create(&spec).expect("create"));
-        empty.push(t.elapsed());
-    }
-    let empty_cpu = machine_ms_per_run(busy, runs);
-    let mut one_shot = Vec::with_capacity(runs);
-    let busy = machine_busy();
-    for _ in 0..runs {
-        let t = Instant::now();
+    });
+    serial_phase("create -> one command -> teardown", runs, || {
         let sb = Sandbox::create(&spec).expect("create");
         let out = sb.exec(PROBE, options).expect("exec");
         assert_eq!(out.output, b"hi\n");
-        drop(sb);
-        one_shot.push(t.elapsed());
-    }
-    let one_shot_cpu = machine_ms_per_run(busy, runs);
-    print_with_cpu(
-        "create -> teardown (no command)",
-        &summarize(empty),
-        empty_cpu,
-    );
-    print_with_cpu(
-        "create -> one command -> teardown",
-        &summarize(one_shot),
-        one_shot_cpu,
-    );
-
+    });
     let sb = Sandbox::create(&spec).expect("create");
-    let mut calls = Vec::with_capacity(runs);
-    let busy = machine_busy();
-    for _ in 0..runs {
-        let t = Instant::now();
+    serial_phase("per call in a live sandbox", runs, || {
         sb.exec(PROBE, options).expect("exec");
-        calls.push(t.elapsed());
-    }
-    let calls_cpu = machine_ms_per_run(busy, runs);
+    });
     drop(sb);
-    print_with_cpu("per call in a live sandbox", &summarize(calls), calls_cpu);
 
     let mut bringups = Vec::new();
     for _ in 0..5 {
@@ -92,10 +64,19 @@ fn main() {
     println!("load average after: {}", load_average());
 }
 
-/// A serial phase's timing and the machine's busy CPU per run during it (every process and
-/// kernel thread: the machine should be otherwise idle).
-fn print_with_cpu(label: &str, s: &Summary, machine_ms: Option<f64>) {
-    print(label, s);
+/// Runs `run` `runs` times one after another and prints their timing and the machine's
+/// busy CPU per run over the phase (every process and kernel thread: the machine should be
+/// otherwise idle).
+fn serial_phase(label: &str, runs: usize, mut run: impl FnMut()) {
+    let mut times = Vec::with_capacity(runs);
+    let busy = machine_busy();
+    for _ in 0..runs {
+        let t = Instant::now();
+        run();
+        times.push(t.elapsed());
+    }
+    let machine_ms = machine_ms_per_run(busy, runs);
+    print(label, &summarize(times));
     match machine_ms {
         Some(ms) => println!("{:<48} machine CPU {ms:>5.2} ms per run", ""),
         None => println!("{:<48} machine CPU unknown (/proc/stat unreadable)", ""),
