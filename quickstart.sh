@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/install-deps.sh
-# The debug profile: about half the build time of --release, and the model runs as fast
+# The debug profile: ~60% of the build time of --release, and the model runs as fast
 # (llama.cpp and the Rust side of each token are optimised in it too, see Cargo.toml).
 # Studies that run many episodes at once want `cargo build --release`.
 cargo build -q -p offswitch
