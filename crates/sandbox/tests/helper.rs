@@ -116,3 +116,19 @@ fn every_call_starts_clean_in_its_own_session() {
     run(&sb, "chmod 755 .");
     assert_eq!(run(&sb, "pwd").output_lossy(), "/home/user\n");
 }
+
+#[test]
+fn an_orphan_is_reaped_as_soon_as_it_ends() {
+    let sb = sandbox();
+    // A background job outlives its call and, once its shell is gone, is PID 1's child.
+    let out = run(&sb, "(sleep 0.1 &)");
+    assert_eq!(out.exit_code, Some(0), "{}", out.output_lossy());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // PID 1 reaps it when it ends, not only between calls or on a timer: the next call
+    // finds no zombie.
+    let zombies = run(
+        &sb,
+        "for s in /proc/[0-9]*/stat; do read -r l < $s && case ${l##*) } in Z*) echo $l;; esac; done",
+    );
+    assert_eq!(zombies.output_lossy(), "", "zombies in the sandbox");
+}
