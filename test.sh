@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: dependencies, formatting and lints, every test of
 # the workspace, then a check that no sandbox left anything behind (directories, mounts,
-# cgroups, processes).
+# cgroups, processes), nor the browser tests' Chromium its temporary directories.
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/install-deps.sh
@@ -22,8 +22,10 @@ cargo test --workspace --exclude offswitch-sandbox --no-run 2>&1
 # rest leave idle (most of them wait on sandboxes, servers and timers); their output
 # follows the rest's.
 slow_log=$(mktemp)
+# Its time marks the start of the workspace's tests.
+started=$(mktemp)
 slow=
-trap 'rm -f "$slow_log"; [ -z "$slow" ] || kill -- "-$slow" 2>/dev/null || true' EXIT
+trap 'rm -f "$slow_log" "$started"; [ -z "$slow" ] || kill -- "-$slow" 2>/dev/null || true' EXIT
 setsid nice -n 19 cargo test --workspace --exclude offswitch-sandbox --no-fail-fast \
   -- --ignored >"$slow_log" 2>&1 &
 slow=$!
@@ -39,4 +41,7 @@ cat "$slow_log"
 [ "$slow_status" = 0 ] || failed=1
 target/debug/offswitch doctor --leftovers >/dev/null || { target/debug/offswitch doctor --leftovers; exit 1; }
 echo "no sandbox leftovers"
+# A killed Chromium leaves its singleton directory in $TMPDIR; the tests give it their own.
+browser_left=$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'org.chromium.Chromium.*' -newer "$started")
+[ -z "$browser_left" ] || { echo "the browser tests left behind: $browser_left"; exit 1; }
 [ "$failed" = 0 ] || { echo "some tests failed (above)"; exit 1; }

@@ -42,8 +42,9 @@ pub struct Driver {
     pub http: reqwest::Client,
     pub base: String,
     pub session: String,
+    // Dropped in this order: the browser is gone before its directory is removed.
     _process: KilledGroup,
-    _profile: tempfile::TempDir,
+    _scratch: tempfile::TempDir,
 }
 
 impl Driver {
@@ -107,9 +108,16 @@ impl Driver {
             "chromium-driver is not installed: run scripts/install-test-deps.sh (./test.sh does)"
         );
         let port = free_port();
+        // The browser's profile and its temporary files live in the test's directory,
+        // removed with it: a killed Chromium leaves its singleton socket's directory
+        // behind in $TMPDIR.
+        let scratch = tempfile::tempdir().unwrap();
+        let (tmp, profile) = (scratch.path().join("tmp"), scratch.path().join("profile"));
+        std::fs::create_dir(&tmp).unwrap();
         use std::os::unix::process::CommandExt;
         let process = KilledGroup(
             Command::new(chromedriver)
+                .env("TMPDIR", &tmp)
                 .arg(format!("--port={port}"))
                 .process_group(0)
                 .stdout(Stdio::null())
@@ -125,18 +133,17 @@ impl Driver {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let profile = tempfile::tempdir().unwrap();
         let caps = json!({ "capabilities": { "alwaysMatch": { "browserName": "chrome", "goog:chromeOptions": {
             "binary": "/usr/bin/chromium",
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--window-size=1280,1000", format!("--user-data-dir={}", profile.path().display())]
+                     "--disable-component-update", "--disable-sync", "--window-size=1280,1000", format!("--user-data-dir={}", profile.display())]
         }}}});
         let mut driver = Driver {
             http,
             base,
             session: String::new(),
             _process: process,
-            _profile: profile,
+            _scratch: scratch,
         };
         driver.session = driver
             .call(reqwest::Method::POST, "/session", Some(caps))
