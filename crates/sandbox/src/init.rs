@@ -441,9 +441,6 @@ fn serve(stdout: &mut File, extra_env: &[(String, String)]) -> ! {
         match wait_for_work(stdin.as_fd(), children.as_ref()) {
             Work::Request => {}
             Work::ChildEnded => {
-                if let Some(children) = &children {
-                    while children.read_signal().is_ok_and(|s| s.is_some()) {}
-                }
                 reap_orphans();
                 continue;
             }
@@ -478,7 +475,8 @@ enum Work {
 }
 
 /// Waits until the supervisor sends (or hangs up: the read that follows sees it) or a
-/// child ends; without a signalfd, a child's end is looked for every half second.
+/// child ends (the queued SIGCHLDs are consumed); without a signalfd, a child's end is
+/// looked for every half second.
 fn wait_for_work(stdin: BorrowedFd, children: Option<&SignalFd>) -> Work {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let Some(children) = children else {
@@ -495,7 +493,10 @@ fn wait_for_work(stdin: BorrowedFd, children: Option<&SignalFd>) -> Work {
         ];
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) if fds[0].any().unwrap_or(true) => return Work::Request,
-            Ok(_) if fds[1].any().unwrap_or(false) => return Work::ChildEnded,
+            Ok(_) if fds[1].any().unwrap_or(false) => {
+                while children.read_signal().is_ok_and(|s| s.is_some()) {}
+                return Work::ChildEnded;
+            }
             Ok(_) | Err(nix::Error::EINTR) => continue,
             // Unreachable with two valid descriptors; the read that follows decides.
             Err(_) => return Work::Request,

@@ -186,16 +186,11 @@ fn download(
         .iter()
         .find(|r| stderr.contains(r.as_str()))
         .or(last.map(|i| &requirements[i]));
-    Err(match failed {
-        Some(req) => format!(
-            "cannot fetch the package {req} from the package index: {}",
-            tail.join(" / ")
-        ),
-        None => format!(
-            "cannot fetch the packages from the package index: {}",
-            tail.join(" / ")
-        ),
-    })
+    let what = failed.map_or_else(|| "packages".into(), |req| format!("package {req}"));
+    Err(format!(
+        "cannot fetch the {what} from the package index: {}",
+        tail.join(" / ")
+    ))
 }
 
 /// The wheel pip saved for `requirement` (NAME==VERSION): a wheel's file name spells the
