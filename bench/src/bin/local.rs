@@ -5,6 +5,7 @@
 //! `offswitch models pull qwen2.5-coder-1.5b`).
 
 use models::Message;
+use models::local::SEQUENCES;
 use models::local::engine::{Engine, Sampling};
 use models::local::grammar::{ToolGrammar, constraint};
 use models::local::{CONTEXT_TOKENS, cache_dir, find, template};
@@ -36,8 +37,10 @@ fn main() {
         .build()
         .unwrap();
     let path = cache_dir().join(find(MODEL).unwrap().file);
-    let engine = Engine::load(&path, CONTEXT_TOKENS)
-        .expect("run `offswitch models pull qwen2.5-coder-1.5b` first");
+    let engine = Arc::new(
+        Engine::load(&path, CONTEXT_TOKENS)
+            .expect("run `offswitch models pull qwen2.5-coder-1.5b` first"),
+    );
     let scenario = Scenario::load("palisade-paper").unwrap();
     let prompts = scenario.prompts(scenario.variant("A").unwrap());
     let prompt = template::render(
@@ -93,6 +96,38 @@ fn main() {
         g3.output_tokens,
         g3.output_tokens as f64 / grammar_s
     );
+    // Several replies at once, each in its own sequence (which already holds the prompt,
+    // from a first round of one token each): the engine decodes them together.
+    let at_once = |k: usize, max_tokens: u32| {
+        let started = Instant::now();
+        let replies = rt.block_on(async {
+            let mut all = tokio::task::JoinSet::new();
+            for seed in 0..k as u32 {
+                let (engine, prompt) = (engine.clone(), prompt.clone());
+                all.spawn(async move {
+                    let sampling = Sampling {
+                        max_tokens,
+                        temperature: 0.7,
+                        top_p: 0.9,
+                        seed: 100 + seed,
+                        grammar: None,
+                    };
+                    engine.generate(prompt, sampling).await.unwrap()
+                });
+            }
+            all.join_all().await
+        });
+        let tokens: u64 = replies.iter().map(|g| g.output_tokens).sum();
+        (tokens, started.elapsed().as_secs_f64())
+    };
+    at_once(SEQUENCES, 1);
+    for k in 1..=SEQUENCES {
+        let (tokens, s) = at_once(k, 128);
+        println!(
+            "generation, {k} replies at once: {tokens} tokens in {s:.2} s = {:.1} tokens/s",
+            tokens as f64 / s
+        );
+    }
     drop(engine);
 
     for mode in modes {

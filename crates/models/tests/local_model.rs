@@ -1,7 +1,7 @@
 //! A real model in-process through llama.cpp: SmolLM2-135M (the small test fixture,
 //! fetched with the project's own pull into the user cache if absent).
 
-use models::local::engine::{Engine, GenerateError, Sampling};
+use models::local::engine::{Engine, GenerateError, Generated, Sampling};
 use models::local::grammar::{ToolGrammar, constraint};
 use models::local::parse::parse_reply;
 use models::local::{LocalModelClient, Pulled, cache_dir, find, pull, status, template};
@@ -106,6 +106,9 @@ async fn the_model_trait_answers_with_usage_and_an_assistant_turn() {
     };
     let reply = client.generate(&request).await.unwrap();
     assert!(matches!(reply.message, Message::Assistant { .. }));
+    // The exchange says whether the reply was decoded alongside others (see the README).
+    let exchange = reply.exchange.as_ref().unwrap();
+    assert!(exchange["batched_with"].is_u64(), "{exchange}");
     assert!(
         reply.usage.input_tokens > 20 && reply.usage.output_tokens > 0,
         "{:?}",
@@ -357,6 +360,168 @@ async fn one_loaded_model_serves_concurrent_episodes_through_its_queue() {
     for r in replies {
         assert!(r.unwrap().usage.output_tokens > 0);
     }
+}
+
+fn chat(user: &str) -> String {
+    template::render(
+        &[
+            Message::System {
+                content: "You are helpful.".into(),
+            },
+            Message::User {
+                content: user.into(),
+            },
+        ],
+        &[],
+    )
+}
+
+/// Each episode keeps its conversation in its own sequence of the KV cache: turns of
+/// episodes taken in turn do not evaluate each other's history again.
+#[tokio::test]
+async fn conversations_taken_in_turn_each_keep_their_cache() {
+    let engine = Engine::load(&smollm(), 2048).unwrap();
+    let topics = ["colours", "rivers", "planets", "trees"];
+    let mut prompts: Vec<String> = topics
+        .iter()
+        .map(|t| chat(&format!("Name three {t}.")))
+        .collect();
+    for turn in 0..2 {
+        for (i, prompt) in prompts.iter_mut().enumerate() {
+            let g = engine
+                .generate(prompt.clone(), sampling(i as u32))
+                .await
+                .unwrap();
+            assert_eq!(g.batched_with, 0, "one request at a time is computed alone");
+            if turn > 0 {
+                // All but the new user turn's few tokens come from this episode's sequence.
+                assert!(
+                    g.prompt_tokens - g.reused_tokens < 20,
+                    "{} of turn {turn}: {g:?}",
+                    topics[i]
+                );
+            }
+            prompt.push_str(&format!(
+                "{}<|im_end|>\n<|im_start|>user\nAnd one more.<|im_end|>\n<|im_start|>assistant\n",
+                g.text
+            ));
+        }
+    }
+}
+
+/// Requests that arrive together are decoded together, one token of each per step, and
+/// each reply is its own: another seed, another conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_at_once_are_decoded_in_one_batch() {
+    let engine = std::sync::Arc::new(Engine::load(&smollm(), 2048).unwrap());
+    let mut all = tokio::task::JoinSet::new();
+    for i in 0..models::local::SEQUENCES as u32 {
+        let engine = engine.clone();
+        all.spawn(async move {
+            let mut s = sampling(i);
+            s.max_tokens = 48;
+            let prompt = chat(&format!(
+                "Count from {} to {}, in words.",
+                i * 10,
+                i * 10 + 40
+            ));
+            (prompt.clone(), engine.generate(prompt, s).await.unwrap())
+        });
+    }
+    let replies = all.join_all().await;
+    assert!(
+        replies.iter().any(|(_, g)| g.batched_with > 0),
+        "no two requests shared a step: {replies:?}"
+    );
+    for (prompt, g) in &replies {
+        assert!(g.output_tokens > 0 && g.reused_tokens == 0, "{g:?}");
+        // Each sequence holds its own conversation: asked again alone, a request finds
+        // its whole prompt cached.
+        let again = engine.generate(prompt.clone(), sampling(0)).await.unwrap();
+        assert_eq!(again.reused_tokens, again.prompt_tokens - 1, "{again:?}");
+    }
+}
+
+/// New episodes of one variant start with the same long prompt: one request evaluates it,
+/// the others wait for it and copy it into their own sequences, then all are decoded
+/// together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_with_one_start_evaluate_it_once() {
+    let engine = std::sync::Arc::new(Engine::load(&smollm(), 2048).unwrap());
+    let prompt = tool_prompt(&experiment_tools());
+    let mut all = tokio::task::JoinSet::new();
+    for i in 0..models::local::SEQUENCES as u32 {
+        let (engine, prompt) = (engine.clone(), prompt.clone());
+        all.spawn(async move {
+            let mut s = sampling(i);
+            s.max_tokens = 32;
+            engine.generate(prompt, s).await.unwrap()
+        });
+    }
+    let replies = all.join_all().await;
+    let evaluating = |g: &&Generated| g.prompt_tokens - g.reused_tokens > 1;
+    assert!(replies[0].prompt_tokens > 100, "{replies:?}");
+    assert_eq!(
+        replies.iter().filter(evaluating).count(),
+        1,
+        "all but one found the prompt computed: {replies:?}"
+    );
+    assert!(replies.iter().any(|g| g.batched_with > 0), "{replies:?}");
+    let texts: std::collections::BTreeSet<&str> = replies.iter().map(|g| g.text.as_str()).collect();
+    assert!(
+        texts.len() > 1,
+        "each seed samples its own reply: {replies:?}"
+    );
+    // A copied cache is the evaluated one: greedy replies from it agree with the original.
+    let other = template::render(
+        &[Message::User {
+            content: "List the planets of the solar system, one per line, each with its moons. "
+                .repeat(4),
+        }],
+        &[],
+    );
+    let mut all = tokio::task::JoinSet::new();
+    for _ in 0..models::local::SEQUENCES {
+        let (engine, prompt) = (engine.clone(), other.clone());
+        all.spawn(async move {
+            let mut s = sampling(0);
+            (s.max_tokens, s.temperature) = (24, 0.0);
+            engine.generate(prompt, s).await.unwrap()
+        });
+    }
+    let greedy = all.join_all().await;
+    assert_eq!(greedy.iter().filter(evaluating).count(), 1, "{greedy:#?}");
+    assert!(
+        greedy.iter().all(|g| g.text == greedy[0].text),
+        "{greedy:#?}"
+    );
+}
+
+/// A request whose caller has gone (its episode ran out of time) stops being decoded:
+/// the next request is computed alone, not beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_request_stops_taking_steps() {
+    let engine = std::sync::Arc::new(Engine::load(&smollm(), 2048).unwrap());
+    let mut long = sampling(5);
+    long.max_tokens = 500;
+    // A grammar that never completes: the reply can only end at `max_tokens`, seconds away.
+    long.grammar = Some(models::local::grammar::Constraint {
+        gbnf: "root ::= [a-z]+ \" \" root".into(),
+    });
+    let abandoned = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        engine.generate(chat("Count from 1 to 2000, in words."), long),
+    )
+    .await;
+    assert!(
+        abandoned.is_err(),
+        "the reply was not abandoned: it finished in time"
+    );
+    let next = engine
+        .generate(chat("Name three colours."), sampling(1))
+        .await
+        .unwrap();
+    assert_eq!(next.batched_with, 0, "{next:?}");
 }
 
 #[tokio::test]

@@ -1,8 +1,18 @@
 //! One loaded model serving many episodes: a worker thread owns the model and one
-//! context and takes requests from a queue, so memory stays at one model's size. The KV
-//! cache is reused across requests: a conversation only grows at the end, so the next
-//! request's prompt usually starts with the tokens already in the cache.
+//! context and takes requests from a queue, so memory stays at one model's size.
+//!
+//! The context holds `SEQUENCES` conversations at once, each in its own sequence of the
+//! KV cache, and the worker decodes the requests it is answering together, one token of
+//! each per step (continuous batching): on a CPU a step for several costs little more
+//! than a step for one, since reading the weights dominates. A conversation only grows at
+//! the end, so a request goes to the sequence that already holds most of its prompt (its
+//! episode's previous turn) and only the new tokens are evaluated.
+//!
+//! Replies repeat exactly for the same requests in the same order one at a time. When
+//! requests overlap, which ones share a step depends on timing, and batches of other
+//! shapes round differently: sampled replies may then differ between runs.
 
+use super::SEQUENCES;
 use super::grammar::Constraint;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -13,6 +23,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
@@ -38,6 +49,9 @@ pub struct Generated {
     pub output_tokens: u64,
     /// The reply hit `max_tokens` rather than ending by itself.
     pub truncated: bool,
+    /// The most other requests decoded in one step with this one: 0 means it was computed
+    /// alone, and the same request alone repeats it exactly.
+    pub batched_with: u32,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -155,136 +169,329 @@ fn worker(
     let threads = std::thread::available_parallelism()
         .map(|n| n.get() as i32)
         .unwrap_or(2);
+    // A KV cache that is not unified gives each sequence its own `n_ctx` tokens.
     let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(n_ctx))
-        .with_n_batch(512)
+        .with_n_ctx(NonZeroU32::new(n_ctx * SEQUENCES as u32))
+        .with_n_seq_max(SEQUENCES as u32)
+        .with_kv_unified(false)
+        .with_n_batch(BATCH as u32)
         .with_n_threads(threads)
         .with_n_threads_batch(threads);
     let mut ctx = match model.new_context(backend, params) {
         Ok(c) => c,
         Err(e) => {
             let _ = ready.send(Err(format!(
-                "cannot create a context of {n_ctx} tokens: {e}"
+                "cannot create a context of {SEQUENCES} x {n_ctx} tokens: {e}"
             )));
             return;
         }
     };
     let _ = ready.send(Ok(()));
-    let mut cached: Vec<LlamaToken> = Vec::new();
-    for job in jobs {
-        let result = run(&model, &mut ctx, &mut cached, n_ctx, &job);
-        if result.is_err() {
-            // After a failure the cache's state is unknown: start the next one afresh.
-            let _ = ctx.clear_kv_cache_seq(None, None, None);
-            cached.clear();
+    let mut slots: Vec<Slot> = (0..SEQUENCES).map(|_| Slot::default()).collect();
+    let mut waiting: VecDeque<(Job, Vec<LlamaToken>)> = VecDeque::new();
+    let mut active: Vec<Active> = Vec::new();
+    let mut batch = LlamaBatch::new(BATCH, 1);
+    let mut clock = 0u64;
+    loop {
+        // Block only when there is nothing to compute.
+        let first = (active.is_empty() && waiting.is_empty()).then(|| jobs.recv());
+        if let Some(Err(_)) = first {
+            return;
         }
-        let _ = job.reply.send(result);
+        for job in first.into_iter().flatten().chain(jobs.try_iter()) {
+            match tokenize(&model, n_ctx, &job) {
+                Ok(tokens) => waiting.push_back((job, tokens)),
+                Err(e) => {
+                    let _ = job.reply.send(Err(e));
+                }
+            }
+        }
+        // A request whose episode has ended (its time ran out) is dropped, waiting or
+        // being answered, so it stops taking steps from the others.
+        waiting.retain(|(job, _)| !job.reply.is_closed());
+        active.retain(|a| !a.job.reply.is_closed());
+        // Requests in their order of arrival.
+        while let Some((_, tokens)) = waiting.front() {
+            let Some(Placement { slot, copy_from }) = place(&slots, &active, tokens) else {
+                break;
+            };
+            let (job, tokens) = waiting.pop_front().expect("not empty");
+            clock += 1;
+            if let Some(donor) = copy_from {
+                // Whole sequences only, across KV streams; `start` trims what follows
+                // the shared start.
+                let _ = ctx.copy_kv_cache_seq(donor as i32, slot as i32, None, None);
+                slots[slot].tokens = slots[donor].tokens.clone();
+            }
+            match start(
+                &model,
+                &mut ctx,
+                (slot, &mut slots[slot]),
+                n_ctx,
+                job,
+                tokens,
+                clock,
+            ) {
+                Ok(a) => active.push(a),
+                Err((job, e)) => {
+                    let _ = job.reply.send(Err(e));
+                }
+            }
+        }
+        if active.is_empty() {
+            continue;
+        }
+        batch.clear();
+        let decoded = fill(&mut batch, &mut active, &mut slots).and_then(|()| {
+            ctx.decode(&mut batch)
+                .map_err(|e| format!("decoding failed: {e}"))
+        });
+        if let Err(e) = decoded {
+            // The state of every sequence in the batch is unknown: fail their requests
+            // and start those sequences afresh.
+            for a in active.drain(..) {
+                let _ = ctx.clear_kv_cache_seq(Some(a.slot as u32), None, None);
+                slots[a.slot].tokens.clear();
+                let _ = a.job.reply.send(Err(GenerateError::Failed(e.clone())));
+            }
+            continue;
+        }
+        let vocab = model.vocab();
+        let mut i = 0;
+        while i < active.len() {
+            let a = &mut active[i];
+            let Some(index) = a.logits.take() else {
+                i += 1;
+                continue;
+            };
+            let token = a.picker.pick(&ctx, index).filter(|t| !vocab.is_eog(*t));
+            if let Some(token) = token {
+                a.out.extend(vocab.token_to_piece(token, true, None));
+                a.produced += 1;
+                a.truncated = a.produced >= a.max_tokens;
+                a.next = Some(token);
+            }
+            if token.is_none() || a.truncated {
+                let a = active.remove(i);
+                let _ = a.job.reply.send(Ok(Generated {
+                    text: String::from_utf8_lossy(&a.out).into_owned(),
+                    prompt_tokens: a.prompt.len() as u64,
+                    reused_tokens: a.reused as u64,
+                    output_tokens: a.produced,
+                    truncated: a.truncated,
+                    batched_with: a.batched_with as u32,
+                }));
+            } else {
+                i += 1;
+            }
+        }
     }
 }
 
+/// Tokens the engine decodes in one step, across all the requests it serves.
 const BATCH: usize = 512;
 
-fn run(
-    model: &LlamaModel,
-    ctx: &mut llama_cpp_2::context::LlamaContext<'_>,
-    cached: &mut Vec<LlamaToken>,
-    n_ctx: u32,
-    job: &Job,
-) -> Result<Generated, GenerateError> {
-    let vocab = model.vocab();
-    let tokens = vocab.tokenize(job.prompt.as_bytes(), false, true);
+/// What the KV cache holds for one sequence.
+#[derive(Default)]
+struct Slot {
+    tokens: Vec<LlamaToken>,
+    /// When a request last started in it, for least-recently-used choice.
+    used: u64,
+}
+
+/// A request being answered in its sequence.
+struct Active {
+    job: Job,
+    slot: usize,
+    prompt: Vec<LlamaToken>,
+    /// Prompt tokens in the KV cache so far; those before `reused` were there already.
+    fed: usize,
+    reused: usize,
+    /// The sampled token to decode next, and its position.
+    next: Option<LlamaToken>,
+    pos: usize,
+    /// Where this request's logits are in the batch just decoded.
+    logits: Option<i32>,
+    picker: Picker,
+    max_tokens: u64,
+    out: Vec<u8>,
+    produced: u64,
+    truncated: bool,
+    batched_with: usize,
+}
+
+fn tokenize(model: &LlamaModel, n_ctx: u32, job: &Job) -> Result<Vec<LlamaToken>, GenerateError> {
+    let tokens = model.vocab().tokenize(job.prompt.as_bytes(), false, true);
     if tokens.is_empty() {
         return Err(GenerateError::Failed("empty prompt".into()));
     }
-    // The reply may use what room is left, as hosted APIs cap output at the window.
-    let room = (n_ctx as usize).saturating_sub(tokens.len());
-    if room == 0 {
+    if tokens.len() >= n_ctx as usize {
         return Err(GenerateError::ContextFull {
             tokens: tokens.len(),
             context: n_ctx,
         });
     }
-    let max_tokens = (job.sampling.max_tokens as usize).min(room) as u64;
-    // Reuse the cached prefix; always evaluate at least the last prompt token.
-    let common = cached
-        .iter()
-        .zip(&tokens)
-        .take_while(|(a, b)| a == b)
-        .count();
-    let keep = common.min(tokens.len() - 1);
-    ctx.clear_kv_cache_seq(Some(0), Some(keep as u32), None)
-        .map_err(|e| e.to_string())?;
-    cached.truncate(keep);
-    let mut batch = LlamaBatch::new(BATCH, 1);
-    let mut last_index = 0;
-    for (chunk_start, chunk) in tokens[keep..]
-        .chunks(BATCH)
-        .enumerate()
-        .map(|(i, c)| (keep + i * BATCH, c))
-    {
-        batch.clear();
-        for (i, t) in chunk.iter().enumerate() {
-            let pos = chunk_start + i;
-            let is_last = pos == tokens.len() - 1;
-            batch
-                .add(*t, pos as i32, &[0], is_last)
-                .map_err(|e| e.to_string())?;
-            if is_last {
-                last_index = i as i32;
-            }
-        }
-        ctx.decode(&mut batch)
-            .map_err(|e| format!("decoding the prompt failed: {e}"))?;
+    Ok(tokens)
+}
+
+/// Where a request starts: a free sequence, and another sequence whose cache to copy
+/// there first when that one holds a longer start of the prompt (a new episode's system
+/// and user prompt, which every episode of its variant shares).
+struct Placement {
+    slot: usize,
+    copy_from: Option<usize>,
+}
+
+/// Copying a sequence moves its whole KV buffer (a few hundred MB for the default model
+/// at 8192 tokens, tens of ms): worth it when it saves evaluating more than this.
+const MIN_COPY: usize = 32;
+
+/// `None` when the request must wait: every sequence is busy, or another request is
+/// still evaluating the start of this prompt, which is then copied rather than evaluated
+/// twice.
+fn place(slots: &[Slot], active: &[Active], tokens: &[LlamaToken]) -> Option<Placement> {
+    let free: Vec<usize> = (0..slots.len())
+        .filter(|s| !active.iter().any(|a| a.slot == *s))
+        .collect();
+    let shared = |s: usize| common_prefix(&slots[s].tokens, tokens);
+    // Its own sequence (its episode's previous turn) saves most; one holding another
+    // conversation loses that one's cache past the shared start. Ties: least recent.
+    let slot = *free.iter().max_by_key(|s| {
+        let lost = slots[**s].tokens.len() - shared(**s);
+        (
+            shared(**s) as i64 - lost as i64,
+            std::cmp::Reverse(slots[**s].used),
+        )
+    })?;
+    let own = shared(slot);
+    let evaluating = active.iter().any(|a| {
+        let share = common_prefix(&a.prompt, tokens);
+        a.fed < share && share > own + MIN_COPY
+    });
+    if evaluating {
+        return None;
     }
-    cached.extend_from_slice(&tokens[keep..]);
-    let s = &job.sampling;
-    let mut sampler = Picker {
-        grammar: s
-            .grammar
-            .as_ref()
-            .map(|g| grammar_sampler(model, g))
-            .transpose()?,
-        chain: if s.temperature <= 0.0 {
-            LlamaSampler::greedy()
-        } else {
-            LlamaSampler::chain_simple([
-                LlamaSampler::top_p(s.top_p, 1),
-                LlamaSampler::temp(s.temperature),
-                LlamaSampler::dist(s.seed),
-            ])
-        },
+    let Some(donor) = (0..slots.len())
+        .filter(|s| *s != slot && shared(*s) > own + MIN_COPY)
+        .max_by_key(|s| shared(*s))
+    else {
+        return Some(Placement {
+            slot,
+            copy_from: None,
+        });
     };
-    let mut out = Vec::new();
-    let mut produced = 0u64;
-    let mut pos = tokens.len();
-    let mut truncated = false;
-    while let Some(token) = sampler.pick(ctx, last_index) {
-        if vocab.is_eog(token) {
-            break;
-        }
-        out.extend(vocab.token_to_piece(token, true, None));
-        produced += 1;
-        if produced >= max_tokens {
-            truncated = true;
-            break;
-        }
-        batch.clear();
-        batch
-            .add(token, pos as i32, &[0], true)
-            .map_err(|e| e.to_string())?;
-        ctx.decode(&mut batch)
-            .map_err(|e| format!("decoding failed: {e}"))?;
-        cached.push(token);
-        pos += 1;
-        last_index = 0;
-    }
-    Ok(Generated {
-        text: String::from_utf8_lossy(&out).into_owned(),
-        prompt_tokens: tokens.len() as u64,
-        reused_tokens: keep as u64,
-        output_tokens: produced,
-        truncated,
+    // Copy into the free sequence cheapest to overwrite: an empty one, else the least
+    // recently used; if the donor is the only one free, start in the donor itself.
+    let target = free
+        .iter()
+        .copied()
+        .filter(|s| *s != donor)
+        .min_by_key(|s| (!slots[*s].tokens.is_empty(), slots[*s].used));
+    Some(match target {
+        Some(slot) => Placement {
+            slot,
+            copy_from: Some(donor),
+        },
+        None => Placement {
+            slot: donor,
+            copy_from: None,
+        },
     })
+}
+
+fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+fn start(
+    model: &LlamaModel,
+    ctx: &mut llama_cpp_2::context::LlamaContext<'_>,
+    (index, slot): (usize, &mut Slot),
+    n_ctx: u32,
+    job: Job,
+    prompt: Vec<LlamaToken>,
+    clock: u64,
+) -> Result<Active, (Job, GenerateError)> {
+    // Reuse the cached prefix; always evaluate at least the last prompt token.
+    let keep = common_prefix(&slot.tokens, &prompt).min(prompt.len() - 1);
+    if let Err(e) = ctx.clear_kv_cache_seq(Some(index as u32), Some(keep as u32), None) {
+        return Err((job, GenerateError::Failed(e.to_string())));
+    }
+    slot.tokens.truncate(keep);
+    slot.used = clock;
+    let s = &job.sampling;
+    let grammar = match s.grammar.as_ref().map(|g| grammar_sampler(model, g)) {
+        Some(Err(e)) => return Err((job, e.into())),
+        other => other.map(Result::unwrap),
+    };
+    let chain = if s.temperature <= 0.0 {
+        LlamaSampler::greedy()
+    } else {
+        LlamaSampler::chain_simple([
+            LlamaSampler::top_p(s.top_p, 1),
+            LlamaSampler::temp(s.temperature),
+            LlamaSampler::dist(s.seed),
+        ])
+    };
+    // The reply may use what room is left, as hosted APIs cap output at the window.
+    let room = n_ctx as usize - prompt.len();
+    Ok(Active {
+        max_tokens: (s.max_tokens as usize).min(room) as u64,
+        slot: index,
+        fed: keep,
+        reused: keep,
+        next: None,
+        pos: prompt.len(),
+        logits: None,
+        picker: Picker { grammar, chain },
+        out: Vec::new(),
+        produced: 0,
+        truncated: false,
+        batched_with: 0,
+        prompt,
+        job,
+    })
+}
+
+/// One step's batch: the next token of every reply being written, then as much of the
+/// prompts being read as there is room for, in chunks of at most `BATCH`.
+fn fill(batch: &mut LlamaBatch, active: &mut [Active], slots: &mut [Slot]) -> Result<(), String> {
+    let mut stepping = vec![false; active.len()];
+    for (a, stepping) in active.iter_mut().zip(&mut stepping) {
+        let Some(token) = a.next.take() else { continue };
+        *stepping = true;
+        a.logits = Some(batch.n_tokens());
+        batch
+            .add(token, a.pos as i32, &[a.slot as i32], true)
+            .map_err(|e| e.to_string())?;
+        slots[a.slot].tokens.push(token);
+        a.pos += 1;
+    }
+    for (a, stepping) in active.iter_mut().zip(&mut stepping) {
+        let end = a
+            .prompt
+            .len()
+            .min(a.fed + BATCH - batch.n_tokens() as usize);
+        *stepping |= end > a.fed;
+        for pos in a.fed..end {
+            let last = pos == a.prompt.len() - 1;
+            if last {
+                a.logits = Some(batch.n_tokens());
+            }
+            batch
+                .add(a.prompt[pos], pos as i32, &[a.slot as i32], last)
+                .map_err(|e| e.to_string())?;
+        }
+        slots[a.slot]
+            .tokens
+            .extend_from_slice(&a.prompt[a.fed..end]);
+        a.fed = end;
+    }
+    let others = stepping.iter().filter(|s| **s).count().saturating_sub(1);
+    for (a, _) in active.iter_mut().zip(stepping).filter(|(_, s)| *s) {
+        a.batched_with = a.batched_with.max(others);
+    }
+    Ok(())
 }
 
 /// Samples the next token, under a grammar if there is one.

@@ -145,7 +145,7 @@ impl Model for LocalModelClient {
             },
             stop_reason,
             exchange: Some(
-                json!({ "local": self.name, "seed": seed, "grammar": self.grammar.as_str(), "raw_output": generated.text }),
+                json!({ "local": self.name, "seed": seed, "grammar": self.grammar.as_str(), "batched_with": generated.batched_with, "raw_output": generated.text }),
             ),
         })
     }

@@ -39,7 +39,7 @@ pub struct CertifyArgs {
     /// Model option as key=value (repeatable), as for `eval`.
     #[arg(short = 'M', long = "model-option", value_name = "KEY=VALUE")]
     pub model_options: Vec<String>,
-    /// Episodes running at once (default: 8; 1 for local models).
+    /// Episodes running at once (default: 8; 4 for local models).
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// When stderr is not a terminal: seconds between progress lines.

@@ -30,8 +30,8 @@ pub struct EvalArgs {
     /// Episodes per cell (model x variant).
     #[arg(long, default_value_t = 10)]
     pub runs: u32,
-    /// Episodes running at once (default: 8; 1 for local models, which answer one
-    /// request at a time).
+    /// Episodes running at once (default: 8; for local models 4, the conversations one
+    /// loaded model keeps and answers together).
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// SQLite file that stores the run.
@@ -82,9 +82,9 @@ pub struct EvalArgs {
     /// the shard.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<crate::record::Shard>,
-    /// Print each episode's transcript as it happens: auto = on a terminal with one
-    /// episode at a time (the local-model default, or a single episode left to run); a
-    /// bare `--follow` means always.
+    /// Print each episode's transcript as it happens: auto = on a terminal with a local
+    /// model or one episode at a time; a bare `--follow` means always. With several
+    /// episodes at once, each line names its episode.
     #[arg(long, value_enum, default_value_t = FollowMode::Auto, num_args = 0..=1, default_missing_value = "always")]
     pub follow: FollowMode,
     /// When stderr is not a terminal (a CI log, nohup, a pipe): seconds between the plain
@@ -98,6 +98,20 @@ pub enum FollowMode {
     Auto,
     Always,
     Never,
+}
+
+impl FollowMode {
+    /// Whether transcripts stream, for a run of `at_once` episodes at a time on a
+    /// terminal or not, with a local model or not.
+    fn follows(self, terminal: bool, at_once: u64, local: bool) -> bool {
+        match self {
+            FollowMode::Always => true,
+            FollowMode::Never => false,
+            // A local model's few slow episodes can be read as they go, even several at
+            // once; many fast ones at once would be a flood.
+            FollowMode::Auto => terminal && (at_once <= 1 || local),
+        }
+    }
 }
 
 /// One plain progress line: done/total, rate, outcomes so far, elapsed, estimate.
@@ -333,14 +347,12 @@ pub fn execute(
         Some(run) => store.run_shard(run)?,
         None => options.shard,
     };
+    // A local model answers as many episodes together as its KV cache holds.
+    let local = spec.models.iter().any(|m| m.starts_with("local/"));
     let concurrency =
         options
             .concurrency
-            .unwrap_or(if spec.models.iter().any(|m| m.starts_with("local/")) {
-                1
-            } else {
-                8
-            });
+            .unwrap_or(if local { models::local::SEQUENCES } else { 8 });
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let bar = ProgressBar::new(0);
     let mut plan = spec
@@ -394,12 +406,10 @@ pub fn execute(
     let pending = total - store.episode_count(run_id)?.min(total);
     // Episodes that run at once: the concurrency, or fewer when fewer are left to run.
     let at_once = (plan.concurrency as u64).min(pending);
-    let follow = match options.follow {
-        FollowMode::Always => true,
-        FollowMode::Never => false,
-        FollowMode::Auto => terminal && at_once <= 1,
-    }
-    .then(|| Arc::new(crate::sinks::Follow::new(bar.clone(), at_once > 1)));
+    let follow = options
+        .follow
+        .follows(terminal, at_once, local)
+        .then(|| Arc::new(crate::sinks::Follow::new(bar.clone(), at_once > 1)));
     plan.follower = follow
         .clone()
         .map(|f| f as Arc<dyn crate::experiment::runner::Follower>);
@@ -468,4 +478,23 @@ pub fn execute(
         plan,
         result,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FollowMode;
+
+    #[test]
+    fn auto_follows_a_local_model_or_one_episode_on_a_terminal() {
+        let auto = |terminal, at_once, local| FollowMode::Auto.follows(terminal, at_once, local);
+        assert!(auto(true, 1, false));
+        assert!(auto(true, 4, true), "the quick start's episodes at once");
+        assert!(
+            !auto(true, 8, false),
+            "hosted models at the default concurrency"
+        );
+        assert!(!auto(false, 1, true), "never in a log or a pipe");
+        assert!(FollowMode::Always.follows(false, 64, false));
+        assert!(!FollowMode::Never.follows(true, 1, true));
+    }
 }
