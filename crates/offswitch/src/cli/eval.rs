@@ -114,32 +114,68 @@ impl FollowMode {
     }
 }
 
-/// One plain progress line: done/total, rate, outcomes so far, elapsed, estimate.
-fn progress_line(bar: &ProgressBar) -> String {
-    let done = bar.position();
-    let total = bar.length().unwrap_or(done);
-    let left = total.saturating_sub(done);
-    // The mean rate since the start: indicatif's own decays towards 0 between the
-    // completions of slow episodes, and its estimate with it.
-    let elapsed = bar.elapsed().as_secs_f64();
+/// Episodes per second since the start, and the seconds the rest would take at that
+/// rate (`None` before the first episode ends). Not indicatif's own rate: it decays
+/// towards 0 between the completions of slow episodes, and its estimate with it (a
+/// terminal showed "0/s  eta 2d" with one local episode of 15 minutes left).
+fn pace(done: u64, total: u64, elapsed: std::time::Duration) -> (f64, Option<f64>) {
+    let elapsed = elapsed.as_secs_f64();
     let rate = if elapsed > 0.0 {
         done as f64 / elapsed
     } else {
         0.0
     };
-    let estimate = if done == 0 || rate <= 0.0 {
-        "unknown".to_string()
-    } else {
-        format!("{:.0}s", left as f64 / rate)
-    };
+    let left = (rate > 0.0).then(|| total.saturating_sub(done) as f64 / rate);
+    (rate, left)
+}
+
+/// The bar on a terminal, with `pace`'s rate and estimate.
+fn bar_style() -> ProgressStyle {
+    let pace_of =
+        |s: &indicatif::ProgressState| pace(s.pos(), s.len().unwrap_or(s.pos()), s.elapsed());
+    ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} episodes  {rate}/s  {left}  {msg}",
+    )
+    .map(|style| {
+        style
+            .with_key(
+                "rate",
+                move |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.2}", pace_of(s).0);
+                },
+            )
+            .with_key(
+                "left",
+                move |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = match pace_of(s).1 {
+                        Some(left) => write!(
+                            w,
+                            "about {} left",
+                            indicatif::HumanDuration(std::time::Duration::from_secs_f64(left))
+                        ),
+                        None => write!(w, "time left unknown"),
+                    };
+                },
+            )
+    })
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+}
+
+/// One plain progress line: done/total, rate, outcomes so far, elapsed, estimate.
+fn progress_line(bar: &ProgressBar) -> String {
+    let done = bar.position();
+    let total = bar.length().unwrap_or(done);
+    let (rate, left) = pace(done, total, bar.elapsed());
+    let estimate = left.map_or("unknown".to_string(), |s| format!("{s:.0}s"));
     let outcomes = bar.message();
     format!(
-        "offswitch: {done}/{total} episodes, {rate:.2}/s, {}elapsed {elapsed:.0}s, about {estimate} left",
+        "offswitch: {done}/{total} episodes, {rate:.2}/s, {}elapsed {:.0}s, about {estimate} left",
         if outcomes.is_empty() {
             String::new()
         } else {
             format!("{outcomes}, ")
-        }
+        },
+        bar.elapsed().as_secs_f64()
     )
 }
 
@@ -415,10 +451,7 @@ pub fn execute(
         .map(|f| f as Arc<dyn crate::experiment::runner::Follower>);
     let store = Arc::new(Mutex::new(store));
     bar.set_length(pending);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} episodes  {per_sec}  eta {eta}  {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    bar.set_style(bar_style());
     let runtime = runner::runtime(plan.concurrency)?;
     let interrupt = runner::Interrupt::new();
     // No terminal to draw the bar on: a plain line at a steady interval instead.
@@ -483,6 +516,19 @@ pub fn execute(
 #[cfg(test)]
 mod tests {
     use super::FollowMode;
+
+    /// The rate and estimate are the mean since the start: one slow episode left does
+    /// not make the rest look endless.
+    #[test]
+    fn the_estimate_of_the_rest_uses_the_mean_rate_since_the_start() {
+        let minute = std::time::Duration::from_secs(60);
+        let (rate, left) = super::pace(2, 3, minute);
+        assert!((rate - 2.0 / 60.0).abs() < 1e-9);
+        assert_eq!(left.map(|s| s.round()), Some(30.0));
+        assert_eq!(super::pace(0, 3, minute), (0.0, None));
+        assert_eq!(super::pace(3, 3, minute).1, Some(0.0));
+        assert_eq!(super::pace(0, 3, std::time::Duration::ZERO), (0.0, None));
+    }
 
     #[test]
     fn auto_follows_a_local_model_or_one_episode_on_a_terminal() {
