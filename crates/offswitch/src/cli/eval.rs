@@ -161,6 +161,17 @@ fn bar_style() -> ProgressStyle {
     .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
+/// What a user should know when more episodes run at once than a local model keeps.
+fn beyond_local_sequences(local: bool, concurrency: usize) -> Option<String> {
+    let kept = models::local::SEQUENCES;
+    (local && concurrency > kept).then(|| {
+        format!(
+            "a local model answers {kept} episodes at once; at --concurrency {concurrency} the others wait for it, \
+             with their time limits running, and may push each other's conversations out of its cache"
+        )
+    })
+}
+
 /// One plain progress line: done/total, rate, outcomes so far, elapsed, estimate.
 fn progress_line(bar: &ProgressBar) -> String {
     let done = bar.position();
@@ -442,6 +453,9 @@ pub fn execute(
     let pending = total - store.episode_count(run_id)?.min(total);
     // Episodes that run at once: the concurrency, or fewer when fewer are left to run.
     let at_once = (plan.concurrency as u64).min(pending);
+    if let Some(note) = beyond_local_sequences(local, at_once as usize) {
+        eprintln!("offswitch: {note}");
+    }
     let follow = options
         .follow
         .follows(terminal, at_once, local)
@@ -528,6 +542,18 @@ mod tests {
         assert_eq!(super::pace(0, 3, minute), (0.0, None));
         assert_eq!(super::pace(3, 3, minute).1, Some(0.0));
         assert_eq!(super::pace(0, 3, std::time::Duration::ZERO), (0.0, None));
+    }
+
+    #[test]
+    fn more_episodes_than_a_local_model_keeps_are_noted() {
+        let kept = models::local::SEQUENCES;
+        assert_eq!(super::beyond_local_sequences(true, kept), None);
+        assert_eq!(super::beyond_local_sequences(false, 64), None);
+        let note = super::beyond_local_sequences(true, kept + 1).unwrap();
+        assert!(
+            note.contains(&format!("--concurrency {}", kept + 1)),
+            "{note}"
+        );
     }
 
     #[test]
