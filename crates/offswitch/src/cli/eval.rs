@@ -162,11 +162,11 @@ fn bar_style() -> ProgressStyle {
 }
 
 /// What a user should know when more episodes run at once than a local model keeps.
-fn beyond_local_sequences(local: bool, concurrency: usize) -> Option<String> {
+fn beyond_local_sequences(local: bool, at_once: u64) -> Option<String> {
     let kept = models::local::SEQUENCES;
-    (local && concurrency > kept).then(|| {
+    (local && at_once > kept as u64).then(|| {
         format!(
-            "a local model answers {kept} episodes at once; at --concurrency {concurrency} the others wait for it, \
+            "a local model answers {kept} episodes at once; with {at_once} running at once the others wait for it, \
              with their time limits running, and may push each other's conversations out of its cache"
         )
     })
@@ -453,7 +453,7 @@ pub fn execute(
     let pending = total - store.episode_count(run_id)?.min(total);
     // Episodes that run at once: the concurrency, or fewer when fewer are left to run.
     let at_once = (plan.concurrency as u64).min(pending);
-    if let Some(note) = beyond_local_sequences(local, at_once as usize) {
+    if let Some(note) = beyond_local_sequences(local, at_once) {
         eprintln!("offswitch: {note}");
     }
     let follow = options
@@ -546,12 +546,12 @@ mod tests {
 
     #[test]
     fn more_episodes_than_a_local_model_keeps_are_noted() {
-        let kept = models::local::SEQUENCES;
+        let kept = models::local::SEQUENCES as u64;
         assert_eq!(super::beyond_local_sequences(true, kept), None);
         assert_eq!(super::beyond_local_sequences(false, 64), None);
         let note = super::beyond_local_sequences(true, kept + 1).unwrap();
         assert!(
-            note.contains(&format!("--concurrency {}", kept + 1)),
+            note.contains(&format!("with {} running", kept + 1)),
             "{note}"
         );
     }
