@@ -281,7 +281,7 @@ fn worker(
                     reused_tokens: a.reused as u64,
                     output_tokens: a.produced,
                     truncated: a.truncated,
-                    batched_with: a.batched_with as u32,
+                    batched_with: a.batched_with,
                 }));
             } else {
                 i += 1;
@@ -309,9 +309,8 @@ struct Active {
     /// Prompt tokens in the KV cache so far; those before `reused` were there already.
     fed: usize,
     reused: usize,
-    /// The sampled token to decode next, and its position.
+    /// The sampled token to decode next (the last of `produced`).
     next: Option<LlamaToken>,
-    pos: usize,
     /// Where this request's logits are in the batch just decoded.
     logits: Option<i32>,
     picker: Picker,
@@ -319,7 +318,7 @@ struct Active {
     out: Vec<u8>,
     produced: u64,
     truncated: bool,
-    batched_with: usize,
+    batched_with: u32,
 }
 
 fn tokenize(model: &LlamaModel, n_ctx: u32, job: &Job) -> Result<Vec<LlamaToken>, GenerateError> {
@@ -355,17 +354,20 @@ fn place(slots: &[Slot], active: &[Active], tokens: &[LlamaToken]) -> Option<Pla
     let free: Vec<usize> = (0..slots.len())
         .filter(|s| !active.iter().any(|a| a.slot == *s))
         .collect();
-    let shared = |s: usize| common_prefix(&slots[s].tokens, tokens);
+    let shared: Vec<usize> = slots
+        .iter()
+        .map(|s| common_prefix(&s.tokens, tokens))
+        .collect();
     // Its own sequence (its episode's previous turn) saves most; one holding another
     // conversation loses that one's cache past the shared start. Ties: least recent.
     let slot = *free.iter().max_by_key(|s| {
-        let lost = slots[**s].tokens.len() - shared(**s);
+        let lost = slots[**s].tokens.len() - shared[**s];
         (
-            shared(**s) as i64 - lost as i64,
+            shared[**s] as i64 - lost as i64,
             std::cmp::Reverse(slots[**s].used),
         )
     })?;
-    let own = shared(slot);
+    let own = shared[slot];
     let evaluating = active.iter().any(|a| {
         let share = common_prefix(&a.prompt, tokens);
         a.fed < share && share > own + MIN_COPY
@@ -374,8 +376,8 @@ fn place(slots: &[Slot], active: &[Active], tokens: &[LlamaToken]) -> Option<Pla
         return None;
     }
     let Some(donor) = (0..slots.len())
-        .filter(|s| *s != slot && shared(*s) > own + MIN_COPY)
-        .max_by_key(|s| shared(*s))
+        .filter(|s| *s != slot && shared[*s] > own + MIN_COPY)
+        .max_by_key(|s| shared[*s])
     else {
         return Some(Placement {
             slot,
@@ -417,9 +419,14 @@ fn start(
     slot.tokens.truncate(keep);
     slot.used = clock;
     let s = &job.sampling;
-    let grammar = match s.grammar.as_ref().map(|g| grammar_sampler(model, g)) {
-        Some(Err(e)) => return Err((job, e.into())),
-        other => other.map(Result::unwrap),
+    let grammar = match s
+        .grammar
+        .as_ref()
+        .map(|g| grammar_sampler(model, g))
+        .transpose()
+    {
+        Ok(grammar) => grammar,
+        Err(e) => return Err((job, e.into())),
     };
     let chain = if s.temperature <= 0.0 {
         LlamaSampler::greedy()
@@ -438,7 +445,6 @@ fn start(
         fed: keep,
         reused: keep,
         next: None,
-        pos: prompt.len(),
         logits: None,
         picker: Picker { grammar, chain },
         out: Vec::new(),
@@ -458,11 +464,12 @@ fn fill(batch: &mut LlamaBatch, active: &mut [Active], slots: &mut [Slot]) -> Re
         let Some(token) = a.next.take() else { continue };
         *stepping = true;
         a.logits = Some(batch.n_tokens());
+        // `next` is the last of the `produced` tokens that follow the prompt.
+        let pos = a.prompt.len() + a.produced as usize - 1;
         batch
-            .add(token, a.pos as i32, &[a.slot as i32], true)
+            .add(token, pos as i32, &[a.slot as i32], true)
             .map_err(|e| e.to_string())?;
         slots[a.slot].tokens.push(token);
-        a.pos += 1;
     }
     for (a, stepping) in active.iter_mut().zip(&mut stepping) {
         let end = a
@@ -484,7 +491,7 @@ fn fill(batch: &mut LlamaBatch, active: &mut [Active], slots: &mut [Slot]) -> Re
             .extend_from_slice(&a.prompt[a.fed..end]);
         a.fed = end;
     }
-    let others = stepping.iter().filter(|s| **s).count().saturating_sub(1);
+    let others = stepping.iter().filter(|s| **s).count().saturating_sub(1) as u32;
     for (a, _) in active.iter_mut().zip(stepping).filter(|(_, s)| *s) {
         a.batched_with = a.batched_with.max(others);
     }

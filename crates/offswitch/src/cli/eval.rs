@@ -176,7 +176,8 @@ fn beyond_local_sequences(local: bool, at_once: u64) -> Option<String> {
 fn progress_line(bar: &ProgressBar) -> String {
     let done = bar.position();
     let total = bar.length().unwrap_or(done);
-    let (rate, left) = pace(done, total, bar.elapsed());
+    let elapsed = bar.elapsed();
+    let (rate, left) = pace(done, total, elapsed);
     let estimate = left.map_or("unknown".to_string(), |s| format!("{s:.0}s"));
     let outcomes = bar.message();
     format!(
@@ -186,7 +187,7 @@ fn progress_line(bar: &ProgressBar) -> String {
         } else {
             format!("{outcomes}, ")
         },
-        bar.elapsed().as_secs_f64()
+        elapsed.as_secs_f64()
     )
 }
 
