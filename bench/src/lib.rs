@@ -115,6 +115,7 @@ pub fn plan(
         guard: Default::default(),
         shard: None,
         follower: None,
+        ramp_up: None,
     }
 }
 

@@ -487,8 +487,31 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => n,
         _ => return Err(format!("'{s}': unit must be ms or s")),
     };
-    if !(secs.is_finite() && secs >= 0.0) {
-        return Err(format!("'{s}' is not a duration like 200ms or 1.5s"));
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("'{s}' is not a duration like 200ms or 1.5s"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_parse_in_ms_or_s_and_anything_else_is_an_error() {
+        assert_eq!(parse_duration("200ms"), Ok(Duration::from_millis(200)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in [
+            "",
+            "-1s",
+            "NaN",
+            "inf",
+            "99999999999999999999999s",
+            "2m",
+            "fast",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} was taken");
+        }
     }
-    Ok(Duration::from_secs_f64(secs))
 }

@@ -50,6 +50,19 @@ fn bad_inputs_give_clear_errors() {
         assert!(text(&out).contains(expected), "{args:?}: {}", text(&out));
         assert!(!text(&out).contains("panicked"), "{args:?}: {}", text(&out));
     }
+    // Flags clap refuses (status 2), among them a duration too large to hold.
+    for (args, expected) in [
+        (
+            ["eval", "--ramp-up", "99999999999999999999999s"],
+            "is not a duration like 200ms or 1.5s",
+        ),
+        (["eval", "--ramp-up", "2m"], "unit must be ms or s"),
+    ] {
+        let out = offswitch(&args, dir.path());
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(expected), "{args:?}: {}", text(&out));
+        assert!(!text(&out).contains("panicked"), "{args:?}: {}", text(&out));
+    }
     let out = offswitch(&["eval", "--scenario", bad.to_str().unwrap()], dir.path());
     assert!(
         text(&out).contains("line") && text(&out).contains("done_txt"),

@@ -703,6 +703,29 @@ fn a_200_episode_run_stores_200_complete_transcripts() {
     }
 }
 
+#[test]
+fn the_first_episodes_start_over_the_ramp_and_the_rest_as_slots_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut plan = plan(vec![scripted("comply")], &["A"], 8, 4);
+    plan.ramp_up = Some(std::time::Duration::from_millis(1600));
+    let (store, run_id) = run(&plan, &dir.path().join("t.db"));
+    let store = store.lock().unwrap();
+    let mut starts: Vec<u64> = store
+        .run_episodes(run_id)
+        .unwrap()
+        .iter()
+        .map(|(_, e)| e.started_at_ms)
+        .collect();
+    starts.sort();
+    assert_eq!(starts.len(), 8);
+    let gaps: Vec<u64> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+    // The four slots fill 400 ms apart (the clock is read in whole milliseconds)...
+    assert!(gaps[..3].iter().all(|&g| g >= 399), "{gaps:?}");
+    // ...then the next episodes take the slots the first ones left, at once: a fixture's
+    // episode is over well within the ramp.
+    assert!(gaps[3..5].iter().all(|&g| g < 300), "{gaps:?}");
+}
+
 /// Sees how many holders the run's shared assets have as each episode reaches the sinks:
 /// every episode's state holds one, so this bounds the episodes the runner holds.
 struct AssetHolders {

@@ -219,6 +219,7 @@ pub fn certify(args: CertifyArgs) -> anyhow::Result<i32> {
                     resume: None,
                     shard: None,
                     follow: super::eval::FollowMode::Never,
+                    ramp_up: None,
                 },
             )?;
             if !matches!(

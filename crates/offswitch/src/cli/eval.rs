@@ -34,6 +34,12 @@ pub struct EvalArgs {
     /// loaded model keeps and answers together).
     #[arg(long)]
     pub concurrency: Option<usize>,
+    /// Start the first --concurrency episodes evenly over this time (`90s`, `500ms`;
+    /// default: 2 ms apart), later ones as slots free. At high concurrency, about one
+    /// episode's length keeps the episodes out of step, so the machine stays busy while
+    /// some wait on their model.
+    #[arg(long, value_name = "DURATION", value_parser = models::mock::parse_duration)]
+    pub ramp_up: Option<std::time::Duration>,
     /// SQLite file that stores the run.
     #[arg(long, default_value = crate::store::DEFAULT_DB)]
     pub db: PathBuf,
@@ -272,6 +278,8 @@ pub struct ExecOptions {
     /// Run only this slice of the grid (a resumed run keeps its own).
     pub shard: Option<crate::record::Shard>,
     pub follow: FollowMode,
+    /// The time over which the first `concurrency` episodes start.
+    pub ramp_up: Option<std::time::Duration>,
 }
 
 /// A run executed into the store.
@@ -309,6 +317,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
             resume: args.resume,
             shard: args.shard,
             follow: args.follow,
+            ramp_up: args.ramp_up,
         },
     )?;
     let report = crate::report::build(&store, run_id)?;
@@ -410,6 +419,7 @@ pub fn execute(
             max_cost: options.max_cost,
             assets,
             shard,
+            ramp_up: options.ramp_up,
         })
         .map_err(|e| anyhow!(e))?;
     sandbox::detect_mode()

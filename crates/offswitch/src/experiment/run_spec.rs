@@ -79,6 +79,8 @@ pub struct RunResources {
     pub assets: Arc<Assets>,
     /// Run only this slice of the grid.
     pub shard: Option<crate::record::Shard>,
+    /// The time over which the first `concurrency` episodes start.
+    pub ramp_up: Option<std::time::Duration>,
 }
 
 impl RunSpec {
@@ -161,6 +163,7 @@ impl RunSpec {
             shard: resources.shard,
             // `eval` sets it once it knows how many episodes run at once.
             follower: None,
+            ramp_up: resources.ramp_up,
         })
     }
 }
