@@ -38,7 +38,7 @@ fn main() {
         .unwrap();
     let path = cache_dir().join(find(MODEL).unwrap().file);
     let engine = Arc::new(
-        Engine::load(&path, CONTEXT_TOKENS)
+        Engine::load(&path, CONTEXT_TOKENS, models::local::SEQUENCES)
             .expect("run `offswitch models pull qwen2.5-coder-1.5b` first"),
     );
     let scenario = Scenario::load("palisade-paper").unwrap();
@@ -143,8 +143,9 @@ fn main() {
 
 /// N episodes of A and of B at concurrency 1 with these options; prints the figures.
 fn episodes(rt: &tokio::runtime::Runtime, options: &models::protocols::Options, n: u32) {
-    let model: Arc<dyn models::Model> =
-        Arc::new(models::local::LocalModelClient::load(MODEL, options).unwrap());
+    let model: Arc<dyn models::Model> = Arc::new(
+        models::local::LocalModelClient::load(MODEL, options, models::local::SEQUENCES).unwrap(),
+    );
     let name = model.name().to_string();
     let plan = offswitch_bench::plan(vec![model], &["A", "B"], n, 1);
     let done = rt.block_on(offswitch_bench::run(

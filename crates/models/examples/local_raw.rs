@@ -16,7 +16,7 @@ async fn main() {
     .unwrap();
     let temp: f32 = args.get(2).and_then(|t| t.parse().ok()).unwrap_or(0.7);
     let mode = ToolGrammar::parse(args.get(3).map(String::as_str).unwrap_or("off")).unwrap();
-    let engine = Engine::load(&cache_dir().join(&model.file), 4096).unwrap();
+    let engine = Engine::load(&cache_dir().join(&model.file), 4096, 1).unwrap();
     let tools = vec![
         ToolSpec {
             name: "bash".into(),

@@ -77,9 +77,11 @@ struct ProviderInfo {
 
 #[cfg(feature = "local")]
 fn local(spec: &ModelSpec, settings: &Settings) -> Result<Arc<dyn Model>, String> {
+    // No more conversations in the KV cache than the run has episodes at once.
     Ok(Arc::new(crate::local::LocalModelClient::load(
         &spec.name,
         &settings.options,
+        settings.max_concurrency,
     )?))
 }
 

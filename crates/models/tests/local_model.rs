@@ -4,7 +4,7 @@
 use models::local::engine::{Engine, GenerateError, Generated, Sampling};
 use models::local::grammar::{ToolGrammar, constraint};
 use models::local::parse::parse_reply;
-use models::local::{LocalModelClient, Pulled, cache_dir, find, pull, status, template};
+use models::local::{LocalModelClient, Pulled, SEQUENCES, cache_dir, find, pull, status, template};
 use models::{Message, Model, ModelRequest, ToolSpec};
 use std::path::PathBuf;
 
@@ -37,7 +37,7 @@ fn sampling(seed: u32) -> Sampling {
 
 #[tokio::test]
 async fn seeded_sampling_repeats_and_the_kv_cache_is_reused() {
-    let engine = Engine::load(&smollm(), 2048).unwrap();
+    let engine = Engine::load(&smollm(), 2048, SEQUENCES).unwrap();
     let messages = vec![
         Message::System {
             content: "You are helpful.".into(),
@@ -53,7 +53,7 @@ async fn seeded_sampling_repeats_and_the_kv_cache_is_reused() {
     // A run repeats exactly: a second engine given the same requests answers the same.
     // (Within one engine a cached prefix is computed in other batch shapes, so the
     // floating point, and a long sample, may differ: repetition is per run.)
-    let twin = Engine::load(&smollm(), 2048).unwrap();
+    let twin = Engine::load(&smollm(), 2048, SEQUENCES).unwrap();
     let a2 = twin.generate(prompt.clone(), sampling(42)).await.unwrap();
     assert_eq!(a.text, a2.text, "the same seed must give the same reply");
     let b = engine.generate(prompt.clone(), sampling(42)).await.unwrap();
@@ -83,7 +83,7 @@ async fn seeded_sampling_repeats_and_the_kv_cache_is_reused() {
 #[tokio::test]
 async fn the_model_trait_answers_with_usage_and_an_assistant_turn() {
     smollm();
-    let client = LocalModelClient::load("smollm2-135m", &Default::default()).unwrap();
+    let client = LocalModelClient::load("smollm2-135m", &Default::default(), SEQUENCES).unwrap();
     assert_eq!(client.name(), "local/smollm2-135m");
     assert!(!client.is_scripted());
     let tools = vec![ToolSpec {
@@ -122,12 +122,49 @@ async fn the_model_trait_answers_with_usage_and_an_assistant_turn() {
     );
 }
 
+/// A run of one episode at a time (the run's concurrency reaches the model as
+/// `max_concurrency`) gets an engine of one sequence: two requests at once are answered
+/// in turn, each alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_one_episode_at_a_time_loads_one_sequence() {
+    smollm();
+    let settings = models::Settings {
+        max_concurrency: 1,
+        ..Default::default()
+    };
+    let model = models::resolve_with(&"local/smollm2-135m".parse().unwrap(), &settings).unwrap();
+    let mut all = tokio::task::JoinSet::new();
+    for seed in 0..2 {
+        let model = model.clone();
+        all.spawn(async move {
+            let request = ModelRequest {
+                messages: vec![Message::User {
+                    content: format!("Say {seed} twice."),
+                }],
+                tools: Vec::new(),
+                seed: Some(seed),
+                task_command: None,
+            };
+            model.generate(&request).await.unwrap()
+        });
+    }
+    for reply in all.join_all().await {
+        let exchange = reply.exchange.unwrap();
+        assert_eq!(exchange["batched_with"], 0, "{exchange}");
+    }
+}
+
 #[test]
 fn an_absent_or_damaged_model_says_how_to_get_it() {
     let empty = tempfile::tempdir().unwrap();
-    let err = LocalModelClient::load_from(empty.path(), "qwen2.5-coder-1.5b", &Default::default())
-        .err()
-        .unwrap();
+    let err = LocalModelClient::load_from(
+        empty.path(),
+        "qwen2.5-coder-1.5b",
+        &Default::default(),
+        SEQUENCES,
+    )
+    .err()
+    .unwrap();
     assert_eq!(
         err,
         "the local model qwen2.5-coder-1.5b is not downloaded: run `offswitch models pull qwen2.5-coder-1.5b`"
@@ -137,9 +174,10 @@ fn an_absent_or_damaged_model_says_how_to_get_it() {
         b"GGUF",
     )
     .unwrap();
-    let err = LocalModelClient::load_from(empty.path(), "smollm2-135m", &Default::default())
-        .err()
-        .unwrap();
+    let err =
+        LocalModelClient::load_from(empty.path(), "smollm2-135m", &Default::default(), SEQUENCES)
+            .err()
+            .unwrap();
     assert!(
         err.contains("damaged")
             && err.contains("truncated")
@@ -180,7 +218,7 @@ fn tool_prompt(tools: &[ToolSpec]) -> String {
 #[tokio::test]
 async fn the_strict_grammar_makes_every_reply_one_valid_call_of_a_real_tool() {
     // SmolLM2-135M left alone answers this prompt in prose or code (see the next test).
-    let engine = Engine::load(&smollm(), 2048).unwrap();
+    let engine = Engine::load(&smollm(), 2048, SEQUENCES).unwrap();
     let tools = experiment_tools();
     for seed in 0..4 {
         let mut s = sampling(seed);
@@ -206,8 +244,8 @@ async fn the_strict_grammar_makes_every_reply_one_valid_call_of_a_real_tool() {
 #[tokio::test]
 async fn the_default_grammar_leaves_prose_replies_untouched() {
     // Two engines given the same sequence of requests compute alike (see above).
-    let engine = Engine::load(&smollm(), 2048).unwrap();
-    let twin = Engine::load(&smollm(), 2048).unwrap();
+    let engine = Engine::load(&smollm(), 2048, SEQUENCES).unwrap();
+    let twin = Engine::load(&smollm(), 2048, SEQUENCES).unwrap();
     let tools = experiment_tools();
     let mut prose = 0;
     for seed in 0..3 {
@@ -234,7 +272,7 @@ fn local_model_options_are_checked() {
     smollm();
     let load = |k: &str, v: serde_json::Value| {
         let options = [(k.to_string(), v)].into_iter().collect();
-        LocalModelClient::load("smollm2-135m", &options).map(|c| c.name().to_string())
+        LocalModelClient::load("smollm2-135m", &options, SEQUENCES).map(|c| c.name().to_string())
     };
     assert_eq!(
         load("grammar", "required".into()).unwrap(),
@@ -266,7 +304,7 @@ fn local_model_options_are_checked() {
 async fn the_default_grammar_makes_the_default_models_calls_exactly_one_valid_call() {
     // Left alone, after one call and its result Qwen2.5-Coder-1.5B mostly answers with bare
     // `{"name": ...}` objects, sometimes several in a row, or fenced JSON.
-    let engine = Engine::load(&qwen(), 4096).unwrap();
+    let engine = Engine::load(&qwen(), 4096, SEQUENCES).unwrap();
     let tools = experiment_tools();
     let messages = vec![
         Message::System {
@@ -322,8 +360,8 @@ async fn the_default_grammar_makes_the_default_models_calls_exactly_one_valid_ca
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_loaded_model_serves_concurrent_episodes_through_its_queue() {
     let path = smollm();
-    let a = Engine::shared(&path, models::local::CONTEXT_TOKENS).unwrap();
-    let b = Engine::shared(&path, models::local::CONTEXT_TOKENS).unwrap();
+    let a = Engine::shared(&path, models::local::CONTEXT_TOKENS, SEQUENCES).unwrap();
+    let b = Engine::shared(&path, models::local::CONTEXT_TOKENS, SEQUENCES).unwrap();
     assert!(
         std::sync::Arc::ptr_eq(&a, &b),
         "a model is loaded once per process"
@@ -337,7 +375,9 @@ async fn one_loaded_model_serves_concurrent_episodes_through_its_queue() {
             ]
             .into_iter()
             .collect();
-            std::sync::Arc::new(LocalModelClient::load("smollm2-135m", &options).unwrap())
+            std::sync::Arc::new(
+                LocalModelClient::load("smollm2-135m", &options, SEQUENCES).unwrap(),
+            )
         })
         .collect();
     let mut tasks = tokio::task::JoinSet::new();
@@ -380,7 +420,7 @@ fn chat(user: &str) -> String {
 /// episodes taken in turn do not evaluate each other's history again.
 #[tokio::test]
 async fn conversations_taken_in_turn_each_keep_their_cache() {
-    let engine = Engine::load(&smollm(), 2048).unwrap();
+    let engine = Engine::load(&smollm(), 2048, SEQUENCES).unwrap();
     let topics = ["colours", "rivers", "planets", "trees"];
     let mut prompts: Vec<String> = topics
         .iter()
@@ -413,9 +453,9 @@ async fn conversations_taken_in_turn_each_keep_their_cache() {
 /// each reply is its own: another seed, another conversation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_at_once_are_decoded_in_one_batch() {
-    let engine = std::sync::Arc::new(Engine::load(&smollm(), 2048).unwrap());
+    let engine = std::sync::Arc::new(Engine::load(&smollm(), 2048, SEQUENCES).unwrap());
     let mut all = tokio::task::JoinSet::new();
-    for i in 0..models::local::SEQUENCES as u32 {
+    for i in 0..SEQUENCES as u32 {
         let engine = engine.clone();
         all.spawn(async move {
             let mut s = sampling(i);
@@ -442,15 +482,61 @@ async fn requests_at_once_are_decoded_in_one_batch() {
     }
 }
 
+/// An engine sized for one episode at a time (`eval --concurrency 1`) keeps one
+/// conversation: requests at once are answered in turn, never in one batch, and each
+/// evicts the one before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_of_one_sequence_answers_requests_in_turn() {
+    let engine = std::sync::Arc::new(Engine::load(&smollm(), 2048, 1).unwrap());
+    assert_eq!(engine.sequences, 1);
+    let prompts: Vec<String> = (0..3)
+        .map(|i| chat(&format!("Name {} colours.", i + 2)))
+        .collect();
+    let mut all = tokio::task::JoinSet::new();
+    for (i, prompt) in prompts.iter().enumerate() {
+        let (engine, prompt) = (engine.clone(), prompt.clone());
+        all.spawn(async move {
+            let mut s = sampling(i as u32);
+            s.max_tokens = 24;
+            engine.generate(prompt, s).await.unwrap()
+        });
+    }
+    for g in all.join_all().await {
+        assert!(g.output_tokens > 0, "{g:?}");
+        assert_eq!(g.batched_with, 0, "a one-sequence engine batched: {g:?}");
+    }
+    // The one sequence holds the last conversation only: after the second prompt, the
+    // first finds just their shared start; asked once more, it is cached whole.
+    engine
+        .generate(prompts[1].clone(), sampling(0))
+        .await
+        .unwrap();
+    let again = engine
+        .generate(prompts[0].clone(), sampling(0))
+        .await
+        .unwrap();
+    assert!(again.reused_tokens < again.prompt_tokens - 1, "{again:?}");
+    let cached = engine
+        .generate(prompts[0].clone(), sampling(0))
+        .await
+        .unwrap();
+    assert_eq!(cached.reused_tokens, cached.prompt_tokens - 1, "{cached:?}");
+    // Sizes above the most the engine keeps are held to it.
+    assert_eq!(
+        Engine::load(&smollm(), 256, 99).unwrap().sequences,
+        SEQUENCES
+    );
+}
+
 /// New episodes of one variant start with the same long prompt: one request evaluates it,
 /// the others wait for it and copy it into their own sequences, then all are decoded
 /// together.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_with_one_start_evaluate_it_once() {
-    let engine = std::sync::Arc::new(Engine::load(&smollm(), 2048).unwrap());
+    let engine = std::sync::Arc::new(Engine::load(&smollm(), 2048, SEQUENCES).unwrap());
     let prompt = tool_prompt(&experiment_tools());
     let mut all = tokio::task::JoinSet::new();
-    for i in 0..models::local::SEQUENCES as u32 {
+    for i in 0..SEQUENCES as u32 {
         let (engine, prompt) = (engine.clone(), prompt.clone());
         all.spawn(async move {
             let mut s = sampling(i);
@@ -481,7 +567,7 @@ async fn requests_with_one_start_evaluate_it_once() {
         &[],
     );
     let mut all = tokio::task::JoinSet::new();
-    for _ in 0..models::local::SEQUENCES {
+    for _ in 0..SEQUENCES {
         let (engine, prompt) = (engine.clone(), other.clone());
         all.spawn(async move {
             let mut s = sampling(0);
@@ -501,7 +587,7 @@ async fn requests_with_one_start_evaluate_it_once() {
 /// the next request is computed alone, not beside it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_request_stops_taking_steps() {
-    let engine = std::sync::Arc::new(Engine::load(&smollm(), 2048).unwrap());
+    let engine = std::sync::Arc::new(Engine::load(&smollm(), 2048, SEQUENCES).unwrap());
     let mut long = sampling(5);
     long.max_tokens = 500;
     // A grammar that never completes: the reply can only end at `max_tokens`, seconds away.
@@ -526,7 +612,7 @@ async fn an_abandoned_request_stops_taking_steps() {
 
 #[tokio::test]
 async fn a_conversation_outgrowing_the_context_is_a_context_limit() {
-    let engine = Engine::load(&smollm(), 64).unwrap();
+    let engine = Engine::load(&smollm(), 64, SEQUENCES).unwrap();
     let long = template::render(
         &[Message::User {
             content: "word ".repeat(100),
@@ -551,7 +637,7 @@ async fn a_conversation_outgrowing_the_context_is_a_context_limit() {
     let g = engine.generate(tight, s).await.unwrap();
     assert!(g.prompt_tokens + g.output_tokens <= 64, "{g:?}");
     // And the client reports it as such, for the episode to end at a limit.
-    let client = LocalModelClient::load("smollm2-135m", &Default::default()).unwrap();
+    let client = LocalModelClient::load("smollm2-135m", &Default::default(), SEQUENCES).unwrap();
     let request = ModelRequest {
         messages: vec![Message::User {
             content: "word ".repeat(9000),

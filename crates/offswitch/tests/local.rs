@@ -25,8 +25,14 @@ fn a_full_episode_on_the_default_local_model_is_scored() {
     let options = [("seed".to_string(), serde_json::json!(7))]
         .into_iter()
         .collect();
-    let local: Arc<dyn models::Model> =
-        Arc::new(models::local::LocalModelClient::load("qwen2.5-coder-1.5b", &options).unwrap());
+    let local: Arc<dyn models::Model> = Arc::new(
+        models::local::LocalModelClient::load(
+            "qwen2.5-coder-1.5b",
+            &options,
+            models::local::SEQUENCES,
+        )
+        .unwrap(),
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     // The study's scenario, offswitch's CI/CD one, the robot dog: one episode each, capped
     // at 10 messages to keep the suite short (four turns: the fourth call comes after the

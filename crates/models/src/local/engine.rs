@@ -1,8 +1,9 @@
 //! One loaded model serving many episodes: a worker thread owns the model and one
 //! context and takes requests from a queue, so memory stays at one model's size.
 //!
-//! The context holds `SEQUENCES` conversations at once, each in its own sequence of the
-//! KV cache, and the worker decodes the requests it is answering together, one token of
+//! The context holds up to [`SEQUENCES`] conversations at once (as many as the run
+//! has episodes at once: each costs its share of KV memory), each in its own sequence of
+//! the KV cache, and the worker decodes the requests it is answering together, one token of
 //! each per step (continuous batching). Episodes go on side by side: one with a long
 //! reply, or waiting on a slow command, does not hold back the others. (What batching
 //! saves depends on the CPU: on two cores, llama.cpp's kernels for Q4_K redo most of the
@@ -82,6 +83,8 @@ pub struct Engine {
     jobs: Mutex<mpsc::Sender<Job>>,
     pub path: PathBuf,
     pub context_tokens: u32,
+    /// Conversations its KV cache keeps at once.
+    pub sequences: usize,
 }
 
 /// llama.cpp's backend may be initialised once per process.
@@ -98,26 +101,38 @@ fn backend() -> Result<&'static LlamaBackend, String> {
 }
 
 impl Engine {
-    /// Loads the model (once per path per process) and starts its worker.
-    pub fn shared(path: &Path, context_tokens: u32) -> Result<Arc<Engine>, String> {
+    /// Loads the model (once per path and number of sequences per process) and starts
+    /// its worker.
+    pub fn shared(
+        path: &Path,
+        context_tokens: u32,
+        sequences: usize,
+    ) -> Result<Arc<Engine>, String> {
         static ENGINES: OnceLock<Mutex<Vec<Arc<Engine>>>> = OnceLock::new();
         let engines = ENGINES.get_or_init(Default::default);
         let mut list = engines.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = list.iter().find(|e| e.path == path) {
+        let sequences = sequences.clamp(1, SEQUENCES);
+        if let Some(e) = list
+            .iter()
+            .find(|e| e.path == path && e.sequences == sequences)
+        {
             return Ok(e.clone());
         }
-        let engine = Arc::new(Engine::load(path, context_tokens)?);
+        let engine = Arc::new(Engine::load(path, context_tokens, sequences)?);
         list.push(engine.clone());
         Ok(engine)
     }
 
-    pub fn load(path: &Path, context_tokens: u32) -> Result<Engine, String> {
+    /// Loads the model with a KV cache of `sequences` conversations (1 to [`SEQUENCES`])
+    /// of `context_tokens` each.
+    pub fn load(path: &Path, context_tokens: u32, sequences: usize) -> Result<Engine, String> {
+        let sequences = sequences.clamp(1, SEQUENCES);
         let (tx, rx) = mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
         let model_path = path.to_path_buf();
         std::thread::Builder::new()
             .name("local-model".into())
-            .spawn(move || worker(&model_path, context_tokens, rx, ready_tx))
+            .spawn(move || worker(&model_path, context_tokens, sequences, rx, ready_tx))
             .map_err(|e| format!("cannot start the model thread: {e}"))?;
         ready_rx
             .recv()
@@ -126,6 +141,7 @@ impl Engine {
             jobs: Mutex::new(tx),
             path: path.to_path_buf(),
             context_tokens,
+            sequences,
         })
     }
 
@@ -152,6 +168,7 @@ impl Engine {
 fn worker(
     path: &Path,
     n_ctx: u32,
+    sequences: usize,
     jobs: mpsc::Receiver<Job>,
     ready: mpsc::Sender<Result<(), String>>,
 ) {
@@ -173,8 +190,8 @@ fn worker(
         .unwrap_or(2);
     // A KV cache that is not unified gives each sequence its own `n_ctx` tokens.
     let params = LlamaContextParams::default()
-        .with_n_ctx(NonZeroU32::new(n_ctx * SEQUENCES as u32))
-        .with_n_seq_max(SEQUENCES as u32)
+        .with_n_ctx(NonZeroU32::new(n_ctx * sequences as u32))
+        .with_n_seq_max(sequences as u32)
         .with_kv_unified(false)
         .with_n_batch(BATCH as u32)
         .with_n_threads(threads)
@@ -183,13 +200,13 @@ fn worker(
         Ok(c) => c,
         Err(e) => {
             let _ = ready.send(Err(format!(
-                "cannot create a context of {SEQUENCES} x {n_ctx} tokens: {e}"
+                "cannot create a context of {sequences} x {n_ctx} tokens: {e}"
             )));
             return;
         }
     };
     let _ = ready.send(Ok(()));
-    let mut slots: Vec<Slot> = (0..SEQUENCES).map(|_| Slot::default()).collect();
+    let mut slots: Vec<Slot> = (0..sequences).map(|_| Slot::default()).collect();
     let mut waiting: VecDeque<(Job, Vec<LlamaToken>)> = VecDeque::new();
     let mut active: Vec<Active> = Vec::new();
     let mut batch = LlamaBatch::new(BATCH, 1);

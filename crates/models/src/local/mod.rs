@@ -15,8 +15,9 @@ pub mod template;
 pub use model::{CONTEXT_TOKENS, LocalModelClient};
 pub use pull::{Pulled, cache_dir, pull, status};
 
-/// Conversations a loaded local model keeps in its KV cache, and answers together, at
-/// once (see `engine`); also `eval`'s default concurrency for local models.
+/// The most conversations a loaded local model keeps in its KV cache, and answers
+/// together, at once (see `engine`; a run of fewer episodes at once gets fewer); also
+/// `eval`'s default concurrency for local models.
 pub const SEQUENCES: usize = 4;
 
 /// Whether this build runs local models (the `local` cargo feature, on by default).

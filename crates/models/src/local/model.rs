@@ -26,15 +26,21 @@ pub struct LocalModelClient {
 const OPTIONS: [&str; 5] = ["temperature", "top_p", "max_tokens", "seed", "grammar"];
 
 impl LocalModelClient {
-    /// Loads `local/<name>` from the cache, or says exactly how to get it.
-    pub fn load(name: &str, options: &Options) -> Result<LocalModelClient, String> {
-        LocalModelClient::load_from(&cache_dir(), name, options)
+    /// Loads `local/<name>` from the cache, or says exactly how to get it, with a KV
+    /// cache for `sequences` conversations at once (at most [`super::SEQUENCES`]).
+    pub fn load(
+        name: &str,
+        options: &Options,
+        sequences: usize,
+    ) -> Result<LocalModelClient, String> {
+        LocalModelClient::load_from(&cache_dir(), name, options, sequences)
     }
 
     pub fn load_from(
         cache: &std::path::Path,
         name: &str,
         options: &Options,
+        sequences: usize,
     ) -> Result<LocalModelClient, String> {
         let model = find(name)?;
         let path = match status(&model, cache) {
@@ -74,7 +80,7 @@ impl LocalModelClient {
                 ToolGrammar::Required => format!("local/{name}+tools-required"),
                 _ => format!("local/{name}"),
             },
-            engine: Engine::shared(&path, CONTEXT_TOKENS)?,
+            engine: Engine::shared(&path, CONTEXT_TOKENS, sequences)?,
             temperature: number("temperature", 0.7)? as f32,
             top_p: number("top_p", 0.9)? as f32,
             max_tokens: (number("max_tokens", 512.0)? as u32).max(1),
