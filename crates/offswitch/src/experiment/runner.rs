@@ -72,7 +72,7 @@ pub const START_SPACING: std::time::Duration = std::time::Duration::from_millis(
 /// instant keep every episode's turns in step; a ramp much shorter than an episode still
 /// leaves one cohort, which waits on its model at once while the cores idle, then wants
 /// them all at once (README, Benchmarks: 70-71% of the ideal rate at 1000 episodes on two
-/// cores, against 86-90% with a ramp of one episode's length).
+/// cores, against 83-90% with a ramp of one episode's length).
 pub fn ramp_spacing(
     concurrency: usize,
     ramp_up: Option<std::time::Duration>,
