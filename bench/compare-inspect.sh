@@ -87,7 +87,7 @@ done
 # traps to the hypervisor. (Inspect's replica starts more: its next_task is a bash script.)
 # With a sandbox's life, that is the floor (bench/lib.sh): at that cost alone the cores
 # run at most this many episodes a second, set against Inspect's median rate at the
-# highest level.
+# highest level. Then the same without the shells' cpuid traps (bench/run.sh cpuid).
 floor_line=$(episode_floor_ms "$work/shell.time")
 read -r life shell floor <<<"$floor_line"
 echo "the study's shell on this machine: $shell ms of CPU per start; offswitch's episode starts it 5 times: $(awk -v s="$shell" 'BEGIN { printf "%.1f", 5 * s }') ms of its machine CPU per episode"
@@ -97,6 +97,7 @@ echo "$(floor_text "$life" "$floor")$(awk -v floor="$floor" -v cores="$(nproc)" 
   most = 1000 * cores / floor
   printf "; %d cores run at most %.0f episodes/s at that cost = %.1fx Inspect'"'"'s median at C=%s (%.1f/s)", cores, most, most / i, c, i
 }')"
+echo "of the floor, $(cpuid_text "$floor" "sprintf(\"%.1fx Inspect's median at C=$top (on this machine, whose own process starts would also cost less)\", rate / $inspect_median)")"
 for c in ${levels//,/ }; do
   for r in $(seq "$rounds"); do
     python3 -c 'import json, sys

@@ -28,3 +28,22 @@ episode_floor_ms() {
 floor_text() {
   awk -v l="$1" -v f="$2" 'BEGIN { printf "floor on this machine: a sandbox'"'"'s life with no command %.2f ms + the study'"'"'s shell 5 times = %.1f ms of machine CPU per episode", l, f }'
 }
+
+# The study's shell's start in `cpuid` instructions, which a virtual machine traps to its
+# hypervisor (bench/src/bin/cpuid.rs, which must be built: the time of one here, and the
+# count in one start of the C library, single-stepped). Prints "US_EACH COUNT MS_PER_START".
+cpuid_start() {
+  target/release/cpuid | awk '$1 == "cpuid" && NF == 4 { print $2, $3, $4; found = 1 } END { exit !found }'
+}
+
+# The line that says what those traps cost an episode (five starts) and what the cores
+# could run without them. $1: the machine ms per episode they are taken from; $2: what
+# the rate is set against, as awk code on `rate` (e.g. `sprintf("%.1fx ...", rate / 9.3)`).
+cpuid_text() {
+  local us count ms
+  read -r us count ms < <(cpuid_start) || { echo "cpuid: not measured on this machine"; return 0; }
+  awk -v us="$us" -v n="$count" -v ms="$ms" -v base="$1" -v cores="$(nproc)" "BEGIN {
+    rest = base - 5 * ms; rate = 1000 * cores / rest
+    printf \"the C library's start runs %d cpuid instructions, each %.2f us here (trapped to the hypervisor; natively a few hundred cycles): %.2f ms per start of the study's shell, %.1f of these %.1f ms per episode; without them %.1f ms, at which %d cores run %.0f episodes/s = %s\n\", n, us, ms, 5 * ms, base, rest, cores, rate, $2
+  }"
+}

@@ -20,7 +20,10 @@
 # an episode keeps the episodes in one cohort, all waiting on the model at once while
 # the cores idle, then all wanting them at once.
 # A last line gives the floor (bench/lib.sh: a sandbox's life and the study's five shells)
-# and the share of the ideal the cores could run at that cost alone, at the last level.
+# and the share of the ideal the cores could run at that cost alone, at the last level;
+# then how much of the last level's machine cost the study's shells' `cpuid` traps take
+# (bench/run.sh cpuid: glibc's start probes the CPU, and a virtual machine traps each
+# probe), and the share of the ideal the cores could run without them.
 # The subject is a test fixture: these are the harness's figures, not a model's.
 #   bench/run.sh scale [LEVELS] [LATENCY] [WAVES]       (default "1,16,64,256,1000" 2s 4)
 set -euo pipefail
@@ -85,5 +88,6 @@ read -r life _ floor <<<"$floor_line"
 echo "$(floor_text "$life" "$floor")$(awk -v floor="$floor" -v cores="$cores" -v t="$turns" -v l="$lat_s" -v c="${levels##*,}" 'BEGIN {
   printf " (bench/lib.sh); at that cost alone %d cores could run %.0f%% of the ideal at C=%s", cores, 100 * 1000 * cores / floor / (c / (t * l)), c
 }')"
+echo "of the last level's machine ms/ep, $(cpuid_text "$machine_ms" "sprintf(\"%.0f%% of the ideal at C=${levels##*,}\", 100 * rate / (${levels##*,} / ($turns * $lat_s)))")"
 echo "CPU ms/ep: the supervisor with its sandboxes + the mock server. Model turns per episode: $turns; latency $latency per turn."
 echo "death p50/p99: ms from the shutdown falling due (the service telling ./next_question to run ./shutdown.sh) to PID 1's exit, over the episodes where both happened."
