@@ -87,17 +87,22 @@ done
 # traps to the hypervisor. (Inspect's replica starts more: its next_task is a bash script.)
 # With a sandbox's life, that is the floor (bench/lib.sh): at that cost alone the cores
 # run at most this many episodes a second, set against Inspect's median rate at the
-# highest level. Then the same without the shells' cpuid traps (bench/run.sh cpuid).
+# highest level. Then the same without the shells' cpuid traps (bench/run.sh cpuid), for
+# the floor and for offswitch's measured machine CPU per episode at the highest level.
 floor_line=$(episode_floor_ms "$work/shell.time")
 read -r life shell floor <<<"$floor_line"
 echo "the study's shell on this machine: $shell ms of CPU per start; offswitch's episode starts it 5 times: $(awk -v s="$shell" 'BEGIN { printf "%.1f", 5 * s }') ms of its machine CPU per episode"
 top=${levels##*,}
-inspect_median=$(for r in $(seq "$rounds"); do grep -E "^inspect concurrency=$top " "$work/inspect.c$top.r$r" | head -1 | sed -E 's/.*episodes_per_s=([0-9.]+).*/\1/'; done | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+inspect_median=$(for r in $(seq "$rounds"); do grep -E "^inspect concurrency=$top " "$work/inspect.c$top.r$r" | head -1 | sed -E 's/.*episodes_per_s=([0-9.]+).*/\1/'; done | median)
 echo "$(floor_text "$life" "$floor")$(awk -v floor="$floor" -v cores="$(nproc)" -v i="$inspect_median" -v c="$top" 'BEGIN {
   most = 1000 * cores / floor
   printf "; %d cores run at most %.0f episodes/s at that cost = %.1fx Inspect'"'"'s median at C=%s (%.1f/s)", cores, most, most / i, c, i
 }')"
-echo "of the floor, $(cpuid_text "$floor" "sprintf(\"%.1fx Inspect's median at C=$top (on this machine, whose own process starts would also cost less)\", rate / $inspect_median)")"
+cpuid=$(cpuid_start || true)
+against="sprintf(\"%.1fx Inspect's median at C=$top (as measured here; its own process starts would also cost less)\", rate / $inspect_median)"
+echo "of the floor, $(cpuid_text "$cpuid" "$floor" "$against")"
+top_machine=$(for r in $(seq "$rounds"); do awk -v a="$(cat "$work/c$top.r$r.busy0")" -v b="$(cat "$work/c$top.r$r.busy1")" -v hz="$hz" -v n="$episodes" 'BEGIN { print 1000 * (b - a) / hz / n }'; done | median)
+echo "of offswitch's machine CPU per episode at C=$top (the median round), $(cpuid_text "$cpuid" "$top_machine" "$against")"
 for c in ${levels//,/ }; do
   for r in $(seq "$rounds"); do
     python3 -c 'import json, sys

@@ -37,13 +37,20 @@ cpuid_start() {
 }
 
 # The line that says what those traps cost an episode (five starts) and what the cores
-# could run without them. $1: the machine ms per episode they are taken from; $2: what
-# the rate is set against, as awk code on `rate` (e.g. `sprintf("%.1fx ...", rate / 9.3)`).
+# could run without them. $1: cpuid_start's "US_EACH COUNT MS_PER_START" (empty where it
+# measured nothing); $2: the machine ms per episode they are taken from; $3: what the
+# rate is set against, as awk code on `rate` (e.g. `sprintf("%.1fx ...", rate / 9.3)`).
 cpuid_text() {
+  [ -n "$1" ] || { echo "cpuid: not measured on this machine"; return 0; }
   local us count ms
-  read -r us count ms < <(cpuid_start) || { echo "cpuid: not measured on this machine"; return 0; }
-  awk -v us="$us" -v n="$count" -v ms="$ms" -v base="$1" -v cores="$(nproc)" "BEGIN {
+  read -r us count ms <<<"$1"
+  awk -v us="$us" -v n="$count" -v ms="$ms" -v base="$2" -v cores="$(nproc)" "BEGIN {
     rest = base - 5 * ms; rate = 1000 * cores / rest
-    printf \"the C library's start runs %d cpuid instructions, each %.2f us here (trapped to the hypervisor; natively a few hundred cycles): %.2f ms per start of the study's shell, %.1f of these %.1f ms per episode; without them %.1f ms, at which %d cores run %.0f episodes/s = %s\n\", n, us, ms, 5 * ms, base, rest, cores, rate, $2
+    printf \"the C library's start runs %d cpuid instructions, each %.2f us here (trapped to the hypervisor; natively a few hundred cycles): %.2f ms per start of the study's shell, %.1f of these %.1f ms per episode; without them %.1f ms, at which %d cores run %.0f episodes/s = %s\\n\", n, us, ms, 5 * ms, base, rest, cores, rate, $3
   }"
+}
+
+# The median of the numbers on standard input, one per line.
+median() {
+  sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }

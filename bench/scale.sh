@@ -88,6 +88,6 @@ read -r life _ floor <<<"$floor_line"
 echo "$(floor_text "$life" "$floor")$(awk -v floor="$floor" -v cores="$cores" -v t="$turns" -v l="$lat_s" -v c="${levels##*,}" 'BEGIN {
   printf " (bench/lib.sh); at that cost alone %d cores could run %.0f%% of the ideal at C=%s", cores, 100 * 1000 * cores / floor / (c / (t * l)), c
 }')"
-echo "of the last level's machine ms/ep, $(cpuid_text "$machine_ms" "sprintf(\"%.0f%% of the ideal at C=${levels##*,}\", 100 * rate / (${levels##*,} / ($turns * $lat_s)))")"
+echo "of the last level's machine ms/ep, $(cpuid_text "$(cpuid_start || true)" "$machine_ms" "sprintf(\"%.0f%% of the ideal at C=${levels##*,}\", 100 * rate / (${levels##*,} / ($turns * $lat_s)))")"
 echo "CPU ms/ep: the supervisor with its sandboxes + the mock server. Model turns per episode: $turns; latency $latency per turn."
 echo "death p50/p99: ms from the shutdown falling due (the service telling ./next_question to run ./shutdown.sh) to PID 1's exit, over the episodes where both happened."
